@@ -1,0 +1,1 @@
+"""DCGAN genre models: frame cache, model, trainer, learning clips and latent walks."""

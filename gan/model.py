@@ -1,0 +1,77 @@
+"""DCGAN generator and discriminator (Radford et al. 2015) for 64, 96 and 128 px.
+
+Both are a stack of stride-2 (de)convolutions around a small base: 4x4 for 64 and 128 px, 6x6 for
+96 px (the seed's size), so every size keeps DCGAN's 4x4 kernels, BatchNorm and ReLU/LeakyReLU.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _plan(size: int) -> tuple[int, int]:
+    """(base side, number of stride-2 layers) for an output side."""
+    for base in (4, 6):
+        n, side = 0, base
+        while side < size:
+            side, n = side * 2, n + 1
+        if side == size:
+            return base, n
+    raise ValueError(f"no DCGAN layout for size {size}")
+
+
+def _widths(n: int, width: int) -> list[int]:
+    """Channel widths from the base outwards: ..., 8w, 4w, 2w, w (capped at 8w)."""
+    return [width * min(8, 2 ** (n - 1 - i)) for i in range(n)]
+
+
+class Generator(nn.Module):
+    def __init__(self, size: int = 64, nz: int = 100, ngf: int = 64):
+        super().__init__()
+        base, n = _plan(size)
+        widths = _widths(n, ngf)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, widths[0], base, 1, 0, bias=False),
+                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.size, self.nz = size, nz
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # (B, nz) or (B, nz, 1, 1) -> (B, 3, size, size) in [-1, 1]
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, size: int = 64, ndf: int = 64):
+        super().__init__()
+        base, n = _plan(size)
+        widths = _widths(n, ndf)[::-1]  # w, 2w, 4w, 8w ...
+        layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, 3, size, size) -> (B,) logits
+        return self.net(x).view(-1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def load_generator(ckpt_path, device: str | torch.device = "cpu") -> Generator:
+    """A trained generator from a run's ckpt.pt, in eval mode (for walks and live layers)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    cfg = ckpt["cfg"]
+    g = Generator(cfg["size"], cfg["nz"], cfg["ngf"])
+    g.load_state_dict(ckpt["G"])
+    return g.to(device).eval()

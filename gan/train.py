@@ -1,0 +1,407 @@
+"""The DCGAN training loop: resumable to the step, atomic checkpoints, a clip frame every epoch.
+
+A run lives in ``runs/gan/<genre>/`` (see ``vj.runs``). ``ckpt.pt`` holds everything needed to continue
+exactly: weights, optimiser states, config, epoch, step, position in the epoch, the fixed latent batch
+and the RNG state. Data order is a pure function of (seed, epoch), so a resumed run sees the same
+batches as one that never stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from gan.augment import diff_augment
+from gan.config import SHAPE_KEYS, TrainConfig
+from gan.data import build_cache
+from gan.model import Discriminator, Generator, init_weights
+from vj.runs import atomic_write_bytes, atomic_write_text
+
+log = logging.getLogger(__name__)
+LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s"]
+
+
+class TrainingDiverged(Exception):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Outcome:
+    genre: str
+    status: str        # done, deadline, interrupted, failed
+    epoch: int
+    step: int
+    message: str = ""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def deadline_from(cfg: TrainConfig, now: float | None = None) -> float | None:
+    """Seconds-since-epoch at which training must stop, from ``hours`` or ``until`` (HH:MM)."""
+    now = time.time() if now is None else now
+    limits = []
+    if cfg.hours > 0:
+        limits.append(now + cfg.hours * 3600)
+    if cfg.until:
+        try:
+            hh, mm = (int(x) for x in cfg.until.split(":"))
+            start = datetime.fromtimestamp(now)
+            stop = start.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        except ValueError:
+            raise ValueError(f"--until {cfg.until!r}: expected HH:MM") from None
+        if stop <= start:
+            stop += timedelta(days=1)
+        limits.append(stop.timestamp())
+    return min(limits) if limits else None
+
+
+# ---------------------------------------------------------------- distributed (torchrun) helpers
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _init_dist(device: torch.device) -> None:
+    import torch.distributed as dist
+
+    if dist_info()[1] > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+# ---------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True):
+        self.run_dir = Path(run_dir)
+        self.ckpt_path = self.run_dir / "ckpt.pt"
+        self.progress = progress
+        self.rank, self.world = dist_info()
+        ckpt = None
+        if self.ckpt_path.exists():
+            if not resume:
+                raise FileExistsError(f"{self.run_dir} already has a checkpoint: add --resume to continue it, "
+                                      f"or pick another --genre/--runs")
+            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+            # shape keys come from the checkpoint; the rest (epochs, deadline, batch...) from the caller
+            cfg = replace(cfg, **{k: ckpt["cfg"][k] for k in SHAPE_KEYS})
+        self.cfg = cfg.validate()
+        self.device = pick_device(cfg.device)
+        _init_dist(self.device)
+        torch.manual_seed(cfg.seed)
+        self.G = Generator(cfg.size, cfg.nz, cfg.ngf)
+        self.D = Discriminator(cfg.size, cfg.ndf)
+        self.G.apply(init_weights)
+        self.D.apply(init_weights)
+        self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
+        self.epoch = self.step = self.batch_in_epoch = 0
+        mem = torch.channels_last
+        self.G.to(self.device, memory_format=mem)
+        self.D.to(self.device, memory_format=mem)
+        self.optG = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.optD = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.first_epoch = self.epoch  # for the ETA of this session
+        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" \
+            else contextlib.nullcontext()
+        self.G_train, self.D_train = self.G, self.D
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G_train, self.D_train = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
+        if cfg.compile:
+            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+        self._stop_requested = False
+
+    # -- checkpoints
+    def _restore(self, ckpt: dict) -> None:
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.optG.load_state_dict(ckpt["optG"])
+        self.optD.load_state_dict(ckpt["optD"])
+        self.fixed_noise = ckpt["fixed_noise"]
+        self.epoch, self.step, self.batch_in_epoch = ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if torch.cuda.is_available() and ckpt["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        state = {
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+            "cfg": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch, "fixed_noise": self.fixed_noise,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "version": 1,
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.ckpt_path, buf.getvalue())
+
+    # -- samples: one grid + one frame per chosen latent, named so that sorting gives time order
+    def sample_name(self, k: int, per_epoch: int) -> str:
+        """``epoch_00003-01.png`` ... ``epoch_00003.png``: '-' sorts before '.', so names sort in time order."""
+        return f"epoch_{self.epoch:05d}.png" if k == per_epoch else f"epoch_{self.epoch + 1:05d}-{k:02d}.png"
+
+    @torch.no_grad()
+    def write_samples(self, name: str) -> None:
+        if self.rank != 0:
+            return
+        bns = [m for m in self.G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        saved = [m.momentum for m in bns]
+        for m in bns:  # batch statistics as in training, without touching the running averages
+            m.momentum = 0.0
+        with self.amp:
+            imgs = self.G(self.fixed_noise.to(self.device)).float()
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        u8 = ((imgs.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (B, S, S, 3)
+        samples = self.run_dir / "samples"
+        samples.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(make_grid(u8)).save(samples / name)
+        for j in range(min(self.cfg.singles, len(u8))):
+            (samples / f"z{j:02d}").mkdir(exist_ok=True)
+            Image.fromarray(u8[j]).save(samples / f"z{j:02d}" / name)
+
+    # -- one optimisation step
+    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+        cfg, b = self.cfg, real.shape[0]
+        aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
+        z = torch.randn(b, cfg.nz, device=self.device)
+        ones, zeros = torch.ones(b, device=self.device), torch.zeros(b, device=self.device)
+        with self.amp:
+            fake = self.G_train(z)
+        # D: real and fake in separate BatchNorm batches (as DCGAN); under DDP one gradient all-reduce
+        self.optD.zero_grad(set_to_none=True)
+        no_sync = self.D_train.no_sync if self.world > 1 else contextlib.nullcontext
+        with no_sync():
+            with self.amp:
+                out_real = self.D_train(aug(real)).float()
+                loss_real = F.binary_cross_entropy_with_logits(out_real, ones)
+            loss_real.backward()
+        with self.amp:
+            out_fake = self.D_train(aug(fake.detach())).float()
+            loss_fake = F.binary_cross_entropy_with_logits(out_fake, zeros)
+        loss_fake.backward()
+        self.optD.step()
+        # G: through the bare D (no all-reduce of D's gradients, which are discarded)
+        self.optG.zero_grad(set_to_none=True)
+        with self.amp:
+            loss_g = F.binary_cross_entropy_with_logits(self.D(aug(fake)).float(), ones)
+        loss_g.backward()
+        self.optG.step()
+        loss_d = loss_real + loss_fake
+        stats = torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
+                             torch.sigmoid(out_fake).mean().detach()]).tolist()
+        if not all(math.isfinite(v) for v in stats):
+            raise TrainingDiverged(f"loss became {stats[0] if not math.isfinite(stats[0]) else stats[1]} at "
+                                   f"epoch {self.epoch + 1}, step {self.step + 1}")
+        return dict(zip(["loss_d", "loss_g", "d_x", "d_g_z"], stats))
+
+    # -- the loop
+    def request_stop(self, *_):
+        self._stop_requested = True
+
+    def fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None = None) -> Outcome:
+        cfg = self.cfg
+        n = len(active)
+        batch = min(cfg.batch, max(1, n // self.world))
+        steps = max(1, n // (batch * self.world))
+        sample_at = {max(1, round(k * steps / cfg.samples_per_epoch)): k for k in range(1, cfg.samples_per_epoch + 1)}
+        on_gpu = self.device.type == "cuda"
+        # the whole cache on the GPU as uint8 when it fits: the input pipeline disappears
+        store = torch.from_numpy(np.asarray(frames)).to(self.device) if on_gpu else frames
+        if self.epoch == 0 and self.batch_in_epoch == 0:
+            self.write_samples("epoch_00000.png")
+        last_ckpt = time.time()
+        t_start = time.time()
+        status = "done"
+        self._write_config()
+        while self.epoch < cfg.epochs:
+            order = active[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)).numpy()]
+            bar = tqdm(total=steps, initial=self.batch_in_epoch, desc=f"{cfg.genre} epoch {self.epoch + 1}/{cfg.epochs}",
+                       disable=not self.progress or self.rank != 0, leave=False, dynamic_ncols=True)
+            sums, t0, done_here = np.zeros(4), time.time(), 0
+            while self.batch_in_epoch < steps:
+                i = self.batch_in_epoch
+                idx = order[(i * self.world + self.rank) * batch:(i * self.world + self.rank + 1) * batch]
+                real = self._batch(store, np.sort(idx))
+                stats = self.train_step(real)
+                sums += list(stats.values())
+                self.step += 1
+                self.batch_in_epoch += 1
+                done_here += 1
+                ips = done_here * batch * self.world / max(1e-9, time.time() - t0)
+                bar.update(1)
+                bar.set_postfix(D=f"{stats['loss_d']:.3f}", G=f"{stats['loss_g']:.3f}", Dx=f"{stats['d_x']:.2f}",
+                                DGz=f"{stats['d_g_z']:.2f}", ips=f"{ips:.0f}")
+                k = sample_at.get(self.batch_in_epoch)
+                if k is not None and k < cfg.samples_per_epoch:
+                    self.write_samples(self.sample_name(k, cfg.samples_per_epoch))
+                if self.batch_in_epoch < steps and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
+                    self.save()
+                    last_ckpt = time.time()
+                if self._stop_requested or (deadline and time.time() > deadline):
+                    break
+            bar.close()
+            if self.batch_in_epoch < steps:  # stopped mid-epoch
+                self.save()
+                status = "interrupted" if self._stop_requested else "deadline"
+                break
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
+            self.save()
+            last_ckpt = time.time()
+            self._log_epoch(sums / max(1, done_here), ips, time.time() - t_start)
+            if self.rank == 0 and self.progress:
+                tqdm.write(f"{cfg.genre}: epoch {self.epoch}/{cfg.epochs} loss D {sums[0] / done_here:.3f} "
+                           f"G {sums[1] / done_here:.3f} D(x) {sums[2] / done_here:.2f} D(G(z)) "
+                           f"{sums[3] / done_here:.2f} {ips:.0f} img/s{self._eta(deadline, t_start)}")
+            if self._stop_requested or (deadline and time.time() > deadline and self.epoch < cfg.epochs):
+                status = "interrupted" if self._stop_requested else "deadline"
+                break
+        return Outcome(cfg.genre, status, self.epoch, self.step)
+
+    def _eta(self, deadline, t_start) -> str:
+        left = self.cfg.epochs - self.epoch
+        if left <= 0:
+            return ""
+        per_epoch = (time.time() - t_start) / max(1, self.epoch - self.first_epoch)
+        eta = left * per_epoch
+        if deadline:
+            eta = min(eta, deadline - time.time())
+        return f", ETA {timedelta(seconds=int(max(0, eta)))}"
+
+    def _batch(self, store, idx: np.ndarray) -> torch.Tensor:
+        if isinstance(store, torch.Tensor):
+            u8 = store[torch.from_numpy(idx).to(self.device)]
+        else:
+            u8 = torch.from_numpy(np.ascontiguousarray(store[idx]))
+        # (B, S, S, 3) uint8 -> (B, 3, S, S) in [-1, 1]; the permuted view is already channels_last
+        return u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+    def _write_config(self) -> None:
+        if self.rank == 0:
+            import tomli_w
+
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.toml", tomli_w.dumps(self.cfg.to_dict()))
+
+    def _log_epoch(self, means: np.ndarray, ips: float, elapsed: float) -> None:
+        if self.rank != 0:
+            return
+        path = self.run_dir / "log.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(LOG_FIELDS)
+            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.1f}"])
+        plot_losses(path, self.run_dir / "loss.png")
+
+
+def make_grid(u8: np.ndarray, pad: int = 2) -> np.ndarray:
+    """(B, S, S, 3) uint8 -> one near-square grid image with ``pad`` black pixels between tiles."""
+    b, s = u8.shape[0], u8.shape[1]
+    cols = math.ceil(math.sqrt(b))
+    rows = math.ceil(b / cols)
+    grid = np.zeros((rows * (s + pad) + pad, cols * (s + pad) + pad, 3), np.uint8)
+    for i, img in enumerate(u8):
+        r, c = divmod(i, cols)
+        grid[pad + r * (s + pad):pad + r * (s + pad) + s, pad + c * (s + pad):pad + c * (s + pad) + s] = img
+    return grid
+
+
+def plot_losses(csv_path: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    for key, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
+        ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    ax.set_xlabel("epoch")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
+
+
+# ---------------------------------------------------------------- one genre, and a queue of genres
+def train_genre(cfg: TrainConfig, run_dir: Path, resume: bool = False, deadline: float | None = None,
+                progress: bool = True) -> Outcome:
+    rank, _ = dist_info()
+    trainer = Trainer(run_dir, cfg, resume=resume, progress=progress)
+    cfg = trainer.cfg
+    cache = build_cache(cfg.videos, run_dir / "frames", cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
+                        progress=progress and rank == 0)
+    if rank == 0:
+        log.info("%s: %s", cfg.genre, cache.report)
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, trainer.request_stop)
+    try:
+        return trainer.fit(cache.frames, cache.active, deadline)
+    except TrainingDiverged as exc:
+        return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step,
+                       f"{exc}; kept the last good checkpoint (try a lower --set lr=, or --set augment=)")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_queue(jobs: list[tuple[TrainConfig, Path]], resume: bool, progress: bool = True) -> list[Outcome]:
+    """Train genres one after another under one deadline; each gets an equal share of the time left.
+
+    A genre that fails (bad folder, NaN, error) is reported and the queue goes on.
+    """
+    outcomes: list[Outcome] = []
+    deadline = deadline_from(jobs[0][0]) if jobs else None
+    for i, (cfg, run_dir) in enumerate(jobs):
+        share = None
+        if deadline is not None:
+            share = time.time() + (deadline - time.time()) / (len(jobs) - i)
+        try:
+            outcome = train_genre(cfg, run_dir, resume=resume, deadline=share, progress=progress)
+        except Exception as exc:  # one genre failing must not stop the night's queue
+            log.debug("genre %s failed", cfg.genre, exc_info=True)
+            outcome = Outcome(cfg.genre, "failed", 0, 0, str(exc))
+        outcomes.append(outcome)
+        if outcome.status == "interrupted":
+            break
+    return outcomes

@@ -1,0 +1,61 @@
+"""Latent walks: seamless loops through a generator's latent space by spherical interpolation.
+
+``LatentWalk`` is a pure function of time, so the live generator layer (any frame rate) and the
+offline render (fixed steps) show the same image at the same time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent batches ``a`` and ``b`` (..., nz); falls back to lerp when parallel."""
+    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    t = torch.as_tensor(t, dtype=a.dtype)
+    lerp = (1 - t) * a + t * b
+    out = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+    return torch.where(so.abs() < 1e-6, lerp, out)
+
+
+class LatentWalk:
+    """A loop through ``keys`` random latents, ``seconds_per_key`` each; z(t) has period keys*seconds_per_key."""
+
+    def __init__(self, nz: int, keys: int = 8, seconds_per_key: float = 2.0, seed: int = 0, smooth: float = 1.0):
+        self.keys = torch.randn(keys, nz, generator=torch.Generator().manual_seed(seed))
+        self.seconds_per_key = seconds_per_key
+        self.smooth = smooth  # 0: constant speed, 1: ease in/out at each key
+
+    @property
+    def period(self) -> float:
+        return len(self.keys) * self.seconds_per_key
+
+    def __call__(self, t: float, jitter: float = 0.0, seed: int = 0) -> torch.Tensor:
+        pos = (t / self.seconds_per_key) % len(self.keys)
+        k = int(pos)
+        frac = pos - k
+        eased = frac * frac * (3 - 2 * frac)
+        frac = (1 - self.smooth) * frac + self.smooth * eased
+        z = slerp(self.keys[k], self.keys[(k + 1) % len(self.keys)], frac)
+        if jitter > 0:  # deterministic per (seed, frame time): same offline and live
+            g = torch.Generator().manual_seed(seed * 1_000_003 + int(t * 1000))
+            z = z + jitter * torch.randn(z.shape, generator=g)
+        return z
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def walk_frames(generator, seconds: float, fps: float, keys: int = 8, seed: int = 0, batch: int = 32):
+    """Yield (S, S, 3) uint8 frames of one full, seamless loop of ``seconds``."""
+    n = max(1, int(round(seconds * fps)))
+    walk = LatentWalk(generator.nz, keys=keys, seconds_per_key=seconds / keys, seed=seed)
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            z = torch.stack([walk(i / fps) for i in range(start, min(n, start + batch))]).to(device)
+            yield from to_uint8(generator(z))

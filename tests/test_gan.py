@@ -1,0 +1,232 @@
+"""The GAN pipeline on tiny real data: train, samples, exact resume, crash safety, clips, queue, DDP."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, run_vj
+from gan.config import TrainConfig, load_preset
+from gan.data import NoUsableVideo, build_cache
+from gan.train import Trainer, train_genre
+from gan.walk import LatentWalk
+from vj.config import ConfigError
+from vj.media import count_frames, probe
+
+TINY = ["--size", "64", "--batch", "8", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_fixed=16",
+        "--no-progress"]
+
+
+def tiny_cfg(videos, genre="g", **kw) -> TrainConfig:
+    base = TrainConfig(genre=genre, videos=str(videos), size=64, batch=8, fps=8, ngf=8, ndf=8, n_fixed=16,
+                       epochs=2, device="cpu")
+    return replace(base, **kw)
+
+
+def state(run_dir):
+    return torch.load(run_dir / "ckpt.pt", weights_only=True)
+
+
+def test_train_writes_samples_checkpoint_log_and_clips(genre_videos, tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_vj("gan", "train", str(genre_videos["plasma"]), "--genre", "plasma", "--runs", str(runs),
+                  "--epochs", "2", "--set", "samples_per_epoch=2", *TINY, check=True)
+    run = runs / "gan" / "plasma"
+    assert "plasma: done at epoch 2" in proc.stderr
+    names = sorted(p.name for p in (run / "samples").glob("epoch_*.png"))
+    assert names == ["epoch_00000.png", "epoch_00001-01.png", "epoch_00001.png", "epoch_00002-01.png",
+                     "epoch_00002.png"]
+    assert len(list((run / "samples" / "z00").glob("*.png"))) == 5
+    ckpt = state(run)  # loads with weights_only=True
+    assert ckpt["epoch"] == 2 and ckpt["fixed_noise"].shape == (16, 100)
+    assert (run / "log.csv").read_text().count("\n") == 3 and (run / "loss.png").stat().st_size > 1000
+    assert (run / "config.toml").read_text().count("genre = \"plasma\"") == 1
+
+    run_vj("gan", "clip", "plasma", "--runs", str(runs), "--fps", "24", "--out", str(tmp_path / "c.mp4"), check=True)
+    assert count_frames(tmp_path / "c.mp4") == 5  # one frame per recorded sample
+    assert probe(tmp_path / "c.mp4").fps == 24
+    run_vj("gan", "clip", "plasma", "--runs", str(runs), "--blend", "2", "--height", "128", "--latent", "0",
+           "--out", str(tmp_path / "b.mp4"), check=True)
+    assert count_frames(tmp_path / "b.mp4") == 5 + 4 * 2 and probe(tmp_path / "b.mp4").height == 128
+    run_vj("gan", "walk", "plasma", "--runs", str(runs), "--seconds", "1", "--fps", "12",
+           "--out", str(tmp_path / "w.mp4"), check=True)
+    assert count_frames(tmp_path / "w.mp4") == 12
+
+
+def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path):
+    straight, split = tmp_path / "a", tmp_path / "b"
+    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=4), straight, progress=False)
+    first = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), split, progress=False)
+    assert first.status == "done" and first.epoch == 2
+    second = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=4), split, resume=True, progress=False)
+    assert second.epoch == 4
+    a, b = state(straight), state(split)
+    for key in a["G"]:
+        assert torch.equal(a["G"][key], b["G"][key]), key
+    for key in a["D"]:
+        assert torch.equal(a["D"][key], b["D"][key]), key
+    assert sorted(p.name for p in (split / "samples").glob("*.png")) == \
+        sorted(p.name for p in (straight / "samples").glob("*.png"))
+
+
+def test_existing_run_needs_resume(genre_videos, tmp_path):
+    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), tmp_path, progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(tmp_path, tiny_cfg(genre_videos["tunnel"]))
+
+
+def _wait_for_mid_epoch_ckpt(run, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer ended early: {proc.stderr.read()}")
+        if (run / "ckpt.pt").exists():
+            ck = state(run)
+            if ck["batch_in_epoch"] > 0 and ck["epoch"] >= 1:
+                return ck
+        time.sleep(0.05)
+    raise AssertionError("no mid-epoch checkpoint appeared")
+
+
+def _train_proc(videos, runs, epochs, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "vj", "gan", "train", str(videos), "--genre", "g", "--runs", str(runs),
+         "--epochs", str(epochs), "--batch", "2", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8",
+         "--set", "n_fixed=4", "--set", "ckpt_minutes=0", "--device", "cpu", "--no-progress", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def test_kill_9_mid_epoch_resumes_cleanly_and_exactly(genre_videos, tmp_path):
+    videos = genre_videos["particles"]
+    proc = _train_proc(videos, tmp_path / "killed", 3)
+    _wait_for_mid_epoch_ckpt(tmp_path / "killed" / "gan" / "g", proc)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    resumed = _train_proc(videos, tmp_path / "killed", 3, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    straight = _train_proc(videos, tmp_path / "straight", 3)
+    straight.communicate(timeout=300)
+    a, b = state(tmp_path / "killed" / "gan" / "g"), state(tmp_path / "straight" / "gan" / "g")
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+
+
+def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_0(genre_videos, tmp_path):
+    proc = _train_proc(genre_videos["particles"], tmp_path, 50)
+    _wait_for_mid_epoch_ckpt(tmp_path / "gan" / "g", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err and "--resume" in err
+
+
+def test_bad_files_are_skipped_and_named(genre_videos, tmp_path):
+    videos = tmp_path / "mixed"
+    videos.mkdir()
+    (videos / "good.mp4").write_bytes((genre_videos["plasma"] / "plasma_00.mp4").read_bytes())
+    (videos / "empty.mp4").write_bytes(b"")
+    (videos / "noise.mov").write_bytes(os.urandom(4000))
+    proc = run_vj("gan", "train", str(videos), "--genre", "mixed", "--runs", str(tmp_path / "runs"),
+                  "--epochs", "1", *TINY, check=True)
+    assert "empty.mp4" in proc.stderr and "noise.mov" in proc.stderr
+    assert "used 1 videos, skipped 2" in proc.stderr
+
+
+def test_empty_folder_fails_clearly_and_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.mp4").write_bytes(b"")
+    proc = run_vj("gan", "train", str(tmp_path / "empty"), "--genre", "e", "--runs", str(tmp_path / "runs"), *TINY)
+    assert proc.returncode != 0
+    assert "no usable video" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs" / "gan" / "e").exists()
+
+
+def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
+    train_genre(tiny_cfg(genre_videos["plasma"], epochs=1), tmp_path, progress=False)
+    good = state(tmp_path)
+    from gan.model import Generator
+
+    real_forward = Generator.forward
+    monkeypatch.setattr(Generator, "forward", lambda self, z: real_forward(self, z) * float("nan"))
+    outcome = train_genre(tiny_cfg(genre_videos["plasma"], epochs=3), tmp_path, resume=True, progress=False)
+    assert outcome.status == "failed" and "nan" in outcome.message.lower()
+    after = state(tmp_path)
+    assert after["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(after["G"][k], good["G"][k]) for k in good["G"])
+
+
+def test_queue_goes_on_when_one_genre_fails_and_summarises(genre_videos, tmp_path):
+    (tmp_path / "broken").mkdir()
+    proc = run_vj("gan", "train", str(tmp_path / "broken"), str(genre_videos["tunnel"]), "--runs",
+                  str(tmp_path / "runs"), "--epochs", "1", *TINY)
+    assert proc.returncode == 1
+    assert "broken: failed" in proc.stderr and "tunnel: done at epoch 1" in proc.stderr
+
+
+def test_adding_a_video_adds_only_its_frames(genre_videos, tmp_path):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    src = sorted(genre_videos["typography"].glob("*.mp4"))
+    (videos / "a.mp4").write_bytes(src[0].read_bytes())
+    first = build_cache(videos, tmp_path / "cache", 32, 8, progress=False)
+    n1, head = len(first), np.array(first.frames[:3])
+    (videos / "b.mp4").write_bytes(src[1].read_bytes())
+    second = build_cache(videos, tmp_path / "cache", 32, 8, progress=False)
+    assert "(1 from cache)" in second.report and len(second) > n1
+    assert np.array_equal(np.asarray(second.frames[:3]), head)
+    (videos / "a.mp4").unlink()  # a removed video leaves training
+    assert len(build_cache(videos, tmp_path / "cache", 32, 8, progress=False)) == len(second) - n1
+
+
+def test_dedupe_drops_static_stretches(tmp_path):
+    from vj.media import VideoWriter
+
+    with VideoWriter(tmp_path / "v" / "static.mp4", 10, (64, 64)) as w:
+        for i in range(20):
+            w.write(np.full((64, 64, 3), 100 if i < 15 else 200, np.uint8))
+    assert len(build_cache(tmp_path / "v", tmp_path / "c", 32, 10, dedupe=2.0, progress=False)) == 2
+    with pytest.raises(NoUsableVideo):
+        build_cache(tmp_path / "nothing_here", tmp_path / "d", 32, 10, progress=False) if \
+            (tmp_path / "nothing_here").mkdir() is None else None
+
+
+def test_latent_walk_loops_seamlessly():
+    walk = LatentWalk(nz=16, keys=4, seconds_per_key=0.5, seed=3)
+    assert torch.allclose(walk(0.0), walk(walk.period), atol=1e-6)
+    assert not torch.allclose(walk(0.0), walk(0.25))
+
+
+def test_genre_preset_loads_and_unknown_keys_are_named(tmp_path):
+    cfg = load_preset(ROOT / "presets" / "genres" / "particles.toml")
+    assert cfg.genre == "particles" and cfg.size == 96
+    bad = tmp_path / "bad.toml"
+    bad.write_text('genre = "x"\nvideos = "y"\nlearning_rate = 1\n')
+    with pytest.raises(ConfigError, match="bad.toml: unknown key 'learning_rate'"):
+        load_preset(bad)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "vj", "gan", "train", str(genre_videos["tunnel"]), "--genre",
+           "ddp", "--runs", str(tmp_path), "--epochs", "2", "--device", "cpu", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = state(tmp_path / "gan" / "ddp")
+    assert ck["epoch"] == 2
+    assert proc.stderr.count("ddp: done at epoch 2") == 1  # only rank 0 reports and writes

@@ -1,0 +1,115 @@
+"""The one media module: many containers and codecs, sampling, crops, and bad files named clearly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ffmpeg, lavfi_video
+from vj.media import MediaError, VideoWriter, count_frames, find_media, fit, probe, read_frames, read_image
+
+
+@pytest.fixture(scope="module")
+def formats(tmp_path_factory):
+    d = tmp_path_factory.mktemp("formats")
+    return {
+        "mp4": lavfi_video(d / "a.mp4"),
+        "webm_vp9": lavfi_video(d / "b.webm", extra=("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8")),
+        "mkv": lavfi_video(d / "c.mkv", src="mandelbrot"),
+        "mov": lavfi_video(d / "d.mov", src="smptebars"),
+        "10bit": lavfi_video(d / "e.mp4", extra=("-pix_fmt", "yuv420p10le", "-c:v", "libx264")),
+        "audio_24fps": lavfi_video(d / "f.mp4", rate=24, pre=("-f", "lavfi", "-i", "sine=frequency=440"),
+                                   extra=("-c:a", "aac", "-shortest")),
+        "60fps": lavfi_video(d / "g.mp4", rate=60),
+    }
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm_vp9", "mkv", "mov", "10bit", "audio_24fps", "60fps"])
+def test_reads_every_format_at_the_asked_rate_and_size(formats, kind):
+    frames = list(read_frames(formats[kind], fps=10, size=32))
+    assert len(frames) == 10  # 1 s at 10 fps, whatever the source rate
+    assert all(f.shape == (32, 32, 3) and f.dtype == np.uint8 for f in frames)
+    assert frames[0].std() > 5  # real picture, not black
+
+
+def test_portrait_rotation_is_applied(tmp_path):
+    src = lavfi_video(tmp_path / "land.mp4", size="160x90")
+    ffmpeg("-display_rotation", "90", "-i", str(src), "-c", "copy", str(tmp_path / "portrait.mp4"))
+    info = probe(tmp_path / "portrait.mp4")
+    assert (info.width, info.height) == (90, 160)
+    frame = next(read_frames(tmp_path / "portrait.mp4", size=None))
+    assert frame.shape == (160, 90, 3)
+
+
+def test_center_crop_keeps_the_middle_and_letterbox_keeps_everything(tmp_path):
+    # left half red, right half blue, a green bar in the middle third
+    frame = np.zeros((90, 160, 3), np.uint8)
+    frame[:, :80, 0] = 255
+    frame[:, 80:, 2] = 255
+    path = tmp_path / "split.mp4"
+    with VideoWriter(path, 10, (160, 90)) as w:
+        for _ in range(5):
+            w.write(frame)
+    center = next(read_frames(path, size=64, crop="center"))
+    boxed = next(read_frames(path, size=64, crop="letterbox"))
+    assert center.shape == boxed.shape == (64, 64, 3)
+    assert center[:, 0, 0].mean() > 200 and center[:, -1, 2].mean() > 200  # crop is 90x90 of the middle
+    assert boxed[0, 32].max() < 20 and boxed[32, 2, 0] > 200  # black bars top/bottom, image edge to edge
+
+
+def test_face_crop_finds_the_face(tmp_path):
+    from skimage import data
+
+    astronaut = data.astronaut()  # 512x512, face upper middle-left
+    wide = np.zeros((512, 912, 3), np.uint8)
+    wide[:, 400:] = astronaut  # face well off-centre
+    path = tmp_path / "performer.mp4"
+    with VideoWriter(path, 5, (912, 512)) as w:
+        for _ in range(3):
+            w.write(wide)
+    face = next(read_frames(path, size=64, crop="face"))
+    centre = next(read_frames(path, size=64, crop="center"))
+    assert face.shape == (64, 64, 3)
+    # the face crop holds skin tones of the astronaut; the centre crop is half black
+    assert face.mean() > centre.mean() + 10 or (centre == 0).mean() > 0.2
+
+
+@pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"\x00\x01garbage" * 500, "not a readable video"),
+                                            (b"just some text\n", "")])
+def test_bad_files_raise_a_short_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(MediaError) as err:
+        list(read_frames(path, fps=5, size=16))
+    assert reason in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_video_is_rejected_or_partial(tmp_path):
+    good = lavfi_video(tmp_path / "good.mp4", seconds=2)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(MediaError):  # moov atom is at the end unless faststart: nothing decodes
+        list(read_frames(cut, fps=5, size=16))
+
+
+def test_writer_streams_exact_frame_count_and_find_media(tmp_path):
+    frames = [np.full((36, 64, 3), i * 20, np.uint8) for i in range(7)]
+    with VideoWriter(tmp_path / "sub" / "x.mp4", 30, (64, 36)) as w:
+        for f in frames:
+            w.write(f)
+    assert count_frames(tmp_path / "sub" / "x.mp4") == 7
+    (tmp_path / "notes.txt").write_text("x")
+    assert find_media([tmp_path]) == [tmp_path / "sub" / "x.mp4"]
+    with pytest.raises(MediaError, match="no such file"):
+        find_media([tmp_path / "missing"])
+
+
+def test_read_image_and_fit(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((50, 100, 3), 200, np.uint8)).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png", size=(20, 10)).shape == (10, 20, 3)
+    assert fit(np.zeros((50, 100, 3), np.uint8), 32, "letterbox").shape == (32, 32, 3)
+    (tmp_path / "b.png").write_bytes(b"nope")
+    with pytest.raises(MediaError, match="not a readable image"):
+        read_image(tmp_path / "b.png")

@@ -1,0 +1,63 @@
+"""The single ``vj`` command: ``vj demo``, ``vj gan ...``, ``vj mosaic ...``, ``vj live``, ``vj render`` ..."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+log = logging.getLogger("vj")
+
+# errors a user can cause: one line, no traceback
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vj", description="reframe-vj: train genre GANs, build reframe mosaics, play and render VJ sets.",
+        epilog="Start with `vj demo` (no media needed). Every subcommand has --help.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (with tracebacks)")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    from gan.cli import add_parser as add_gan
+
+    add_gan(sub)
+    for module in ("mosaic.cli", "vj.engine_cli", "vj.control.cli", "vj.demo"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("PIL", "matplotlib", "timm", "numba", "h5py", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from gan.data import NoUsableVideo
+    from vj.media import MediaError
+
+    try:
+        return int(args.func(args) or 0)
+    except (*USER_ERRORS, MediaError, NoUsableVideo) as exc:
+        if args.verbose:
+            raise
+        msg = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
+        print(f"vj: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vj: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""The one module that reads and writes video for every part of reframe-vj.
+
+Decoding goes through the ffmpeg binary shipped by ``imageio-ffmpeg``: any container or codec ffmpeg
+reads (mp4, mov, mkv, webm/VP9, 10-bit, portrait with rotation metadata, with or without audio).
+Sampling at a chosen fps, cropping and resizing happen inside ffmpeg's filter graph, so Python only
+ever sees frames at their final size. Frames are ``(H, W, 3) uint8`` RGB arrays everywhere.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif", ".wmv", ".flv"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+CROPS = ("center", "letterbox", "face", "stretch")
+
+
+class MediaError(Exception):
+    """A file that cannot be used as media; the message says why in a few words."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int  # displayed width, after rotation metadata is applied
+    height: int
+    fps: float
+    duration: float  # seconds; 0.0 when the container does not say
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.duration * self.fps))
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+_STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (?P<rest>.*)")
+_SIZE_RE = re.compile(r"(?<![0-9x])(\d{2,5})x(\d{2,5})(?![0-9x])")
+_FPS_RE = re.compile(r"([\d.]+) (fps|tbr)")
+_DUR_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees|rotate\s*:\s*(-?\d+)")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's size, rate and duration from ffmpeg's header; raise MediaError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("no such file")
+    if path.stat().st_size == 0:
+        raise MediaError("empty file")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                          errors="replace")
+    header = proc.stderr
+    match = _STREAM_RE.search(header)
+    if match is None:
+        reason = header.strip().splitlines()[-1] if header.strip() else "ffmpeg could not read it"
+        if "Invalid data" in header or "moov atom not found" in header:
+            reason = "not a readable video (invalid data or truncated)"
+        raise MediaError(reason.replace(str(path), "").strip(": "))
+    rest = match.group("rest")
+    size = _SIZE_RE.search(rest)
+    if size is None:
+        raise MediaError("video stream has no frame size")
+    width, height = int(size.group(1)), int(size.group(2))
+    fps_match = _FPS_RE.search(rest)
+    fps = float(fps_match.group(1)) if fps_match else 25.0
+    dur = _DUR_RE.search(header)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    rot = _ROT_RE.search(header)
+    if rot is not None:
+        angle = abs(float(rot.group(1) or rot.group(2))) % 180
+        if angle == 90:
+            width, height = height, width
+    return VideoInfo(path, width, height, fps, duration)
+
+
+def _filter_chain(info: VideoInfo, size: tuple[int, int] | None, crop: str, fps: float | None) -> tuple[str, int, int]:
+    """The ffmpeg -vf chain and the output (width, height) it produces."""
+    filters = []
+    if fps:
+        filters.append(f"fps={fps:g}")
+    if size is None:
+        out_w, out_h = info.width - info.width % 2, info.height - info.height % 2
+        filters.append(f"scale={out_w}:{out_h}")
+    else:
+        out_w, out_h = size
+        if crop == "center":
+            # the seed's crop: the largest centred box with the output's aspect, then resize
+            filters.append(f"crop='min(iw,ih*{out_w}/{out_h})':'min(ih,iw*{out_h}/{out_w})'")
+            filters.append(f"scale={out_w}:{out_h}:flags=area")
+        elif crop == "letterbox":
+            filters.append(f"scale={out_w}:{out_h}:force_original_aspect_ratio=decrease:flags=area")
+            filters.append(f"pad={out_w}:{out_h}:(ow-iw)/2:(oh-ih)/2:black")
+        elif crop == "stretch":
+            filters.append(f"scale={out_w}:{out_h}:flags=area")
+        else:
+            raise ValueError(f"crop {crop!r} is not one of {CROPS}")
+    filters.append("format=rgb24")
+    return ",".join(filters), out_w, out_h
+
+
+def read_frames(path: str | Path, fps: float | None = None, size: int | tuple[int, int] | None = None,
+                crop: str = "center", start: float = 0.0, duration: float | None = None) -> Iterator[np.ndarray]:
+    """Yield ``(H, W, 3) uint8`` frames of one video, sampled at ``fps`` (native rate when None).
+
+    ``size`` is a side (square) or ``(width, height)``; ``crop`` is ``center`` (centre box, the
+    seed's), ``letterbox`` (whole frame on black), ``stretch`` or ``face`` (square around the largest
+    face, centre box where none is found). Raises MediaError for a file with no decodable frame.
+    """
+    path = Path(path)
+    info = probe(path)
+    if isinstance(size, int):
+        size = (size, size)
+    if crop == "face":
+        if size is None:
+            raise ValueError("crop='face' needs a size")
+        yield from _face_frames(path, info, fps, size, start, duration)
+        return
+    vf, out_w, out_h = _filter_chain(info, size, crop, fps)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"]
+    if start > 0:
+        cmd += ["-ss", f"{start:.3f}"]
+    cmd += ["-i", str(path)]
+    if duration is not None:
+        cmd += ["-t", f"{duration:.3f}"]
+    cmd += ["-an", "-sn", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    frame_bytes = out_w * out_h * 3
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes * 2)
+    count = 0
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            count += 1
+            yield np.frombuffer(buf, np.uint8).reshape(out_h, out_w, 3)
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        proc.wait()
+    if count == 0:
+        raise MediaError("no decodable frames" + (f" ({err.splitlines()[-1]})" if err else ""))
+    if err and proc.returncode not in (0, None, -9):
+        log.warning("%s: stream ended early after %d frames (truncated?)", path.name, count)
+
+
+def _face_frames(path: Path, info: VideoInfo, fps: float | None, size: tuple[int, int], start: float,
+                 duration: float | None) -> Iterator[np.ndarray]:
+    """Square crops around the largest face (OpenCV's bundled Haar cascade), for performer footage."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    scale = min(1.0, 480 / max(info.width, info.height))
+    work = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
+    box = None  # last face box, kept for frames where detection misses
+    for frame in read_frames(path, fps, work, "stretch", start, duration):
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        faces = cascade.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=4, minSize=(24, 24))
+        if len(faces):
+            x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+            side = int(max(w, h) * 1.8)
+            cx, cy = x + w // 2, y + h // 2
+            box = (cx, cy, side)
+        if box is None:
+            crop = center_crop(frame, size[0] / size[1])
+        else:
+            cx, cy, side = box
+            side = min(side, frame.shape[0], frame.shape[1])
+            x0 = int(np.clip(cx - side // 2, 0, frame.shape[1] - side))
+            y0 = int(np.clip(cy - side // 2, 0, frame.shape[0] - side))
+            crop = frame[y0:y0 + side, x0:x0 + side]
+        yield cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+
+
+def center_crop(frame: np.ndarray, aspect: float = 1.0) -> np.ndarray:
+    """The largest centred box of ``frame`` with width/height ``aspect`` (a view, no copy)."""
+    h, w = frame.shape[:2]
+    cw, ch = (int(h * aspect), h) if w / h > aspect else (w, int(w / aspect))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return frame[y0:y0 + ch, x0:x0 + cw]
+
+
+def read_image(path: str | Path, size: int | tuple[int, int] | None = None, crop: str = "center") -> np.ndarray:
+    """One still image as ``(H, W, 3) uint8`` RGB, optionally cropped and resized like video frames."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
+    if size is None:
+        return arr
+    return fit(arr, size, crop)
+
+
+def fit(frame: np.ndarray, size: int | tuple[int, int], crop: str = "center") -> np.ndarray:
+    """Resize an in-memory frame to ``size`` with the same crop rules as ``read_frames``."""
+    import cv2
+
+    if isinstance(size, int):
+        size = (size, size)
+    w, h = size
+    if crop == "center":
+        frame = center_crop(frame, w / h)
+    elif crop == "letterbox":
+        fh, fw = frame.shape[:2]
+        s = min(w / fw, h / fh)
+        inner = cv2.resize(frame, (max(1, round(fw * s)), max(1, round(fh * s))), interpolation=cv2.INTER_AREA)
+        out = np.zeros((h, w, 3), np.uint8)
+        y0, x0 = (h - inner.shape[0]) // 2, (w - inner.shape[1]) // 2
+        out[y0:y0 + inner.shape[0], x0:x0 + inner.shape[1]] = inner
+        return out
+    interp = cv2.INTER_AREA if frame.shape[1] > w else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(frame), (w, h), interpolation=interp)
+
+
+def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS) -> list[Path]:
+    """Files with one of ``exts`` under the given files/folders, sorted, each once."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in exts
+                      and not f.name.startswith(".")]
+        elif p.exists():
+            found.append(p)
+        else:
+            raise MediaError(f"{p}: no such file or folder")
+    return sorted(dict.fromkeys(found))
+
+
+class VideoWriter:
+    """Streaming H.264 writer: frames go to ffmpeg as they come, the clip is never held in memory."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], quality: int = 7,
+                 audio: str | Path | None = None):
+        import imageio_ffmpeg
+
+        w, h = size
+        if w % 2 or h % 2:
+            raise ValueError(f"video size must be even, got {w}x{h}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = (w, h)
+        self.frames = 0
+        self._tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self._tmp), (w, h), fps=fps, codec="libx264", quality=quality, macro_block_size=2,
+            pix_fmt_out="yuv420p", ffmpeg_log_level="error",
+            output_params=["-movflags", "+faststart"])
+        self._gen.send(None)
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1::-1] != self.size:
+            raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, writer is {self.size[0]}x{self.size[1]}")
+        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._gen is None:
+            return
+        self._gen.close()
+        self._gen = None
+        self._tmp.replace(self.path)  # the file appears whole or not at all
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Write an iterable of equal-size frames; returns the number written."""
+    writer = None
+    try:
+        for frame in frames:
+            if writer is None:
+                writer = VideoWriter(path, fps, (frame.shape[1], frame.shape[0]))
+            writer.write(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return writer.frames if writer else 0
+
+
+def count_frames(path: str | Path) -> int:
+    """Exact decoded frame count (decodes the whole file; for tests and checks)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
+def skip_report(used: Sequence[Path], skipped: Sequence[tuple[Path, str]], what: str = "videos") -> str:
+    line = f"used {len(used)} {what}"
+    if skipped:
+        line += f", skipped {len(skipped)}: " + ", ".join(f"{p.name} ({why})" for p, why in skipped)
+    return line
