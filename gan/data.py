@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vj.media import MediaError, find_media, read_frames, skip_report
+from vj.media import MediaError, drop_near_duplicates, find_media, read_frames, skip_report
 from vj.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,6 @@ class FrameCache:
 def _video_key(p: Path) -> dict:
     st = p.stat()
     return {"path": str(p.resolve()), "bytes": st.st_size, "mtime": int(st.st_mtime)}
-
-
-def _dedupe(frames, threshold: float):
-    """Drop frames nearly identical to the last kept one (static stretches of VJ loops)."""
-    last = None
-    for frame in frames:
-        if last is not None and threshold > 0:
-            if np.abs(frame.astype(np.int16) - last).mean() < threshold:
-                continue
-        last = frame.astype(np.int16)
-        yield frame
 
 
 def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: float, crop: str = "center",
@@ -88,7 +77,7 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
             for video in tqdm(todo, desc=f"caching frames {out_dir.parent.name}", unit="video", disable=not progress):
                 count = 0
                 try:
-                    for frame in _dedupe(read_frames(video, fps=fps, size=size, crop=crop), dedupe):
+                    for _, frame in drop_near_duplicates(read_frames(video, fps=fps, size=size, crop=crop), dedupe):
                         data.write(frame.tobytes())
                         count += 1
                 except MediaError as exc:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("PIL", "matplotlib", "timm", "numba", "h5py", "asyncio"):
+    for noisy in ("PIL", "matplotlib", "timm", "numba", "h5py", "asyncio", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -187,6 +187,23 @@ def _face_frames(path: Path, info: VideoInfo, fps: float | None, size: tuple[int
         yield cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
 
 
+def drop_near_duplicates(frames: Iterable[np.ndarray], threshold: float) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` skipping frames whose mean |difference| to the last kept one is below
+    ``threshold`` (0-255 scale; 0 keeps everything). Static stretches of VJ loops collapse to one frame."""
+    last = None
+    for i, frame in enumerate(frames):
+        if last is not None and threshold > 0 and cv2_absdiff_mean(frame, last) < threshold:
+            continue
+        last = frame
+        yield i, frame
+
+
+def cv2_absdiff_mean(a: np.ndarray, b: np.ndarray) -> float:
+    import cv2
+
+    return float(cv2.absdiff(a, b).mean())
+
+
 def center_crop(frame: np.ndarray, aspect: float = 1.0) -> np.ndarray:
     """The largest centred box of ``frame`` with width/height ``aspect`` (a view, no copy)."""
     h, w = frame.shape[:2]

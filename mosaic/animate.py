@@ -1,0 +1,257 @@
+"""The animated reframe mosaic: a live frame source for the engine.
+
+The whole map is rendered once into a canvas; a frame is one affine warp of the current view (pan and
+zoom) to the output size. Tiles that change (playing their video, flipping in a ripple) are pasted into
+the canvas one cell at a time, so a frame costs a warp plus a few small pastes, never a full redraw.
+Only ``morph`` (tiles flying between their grid cells and their t-SNE positions) draws tiles per frame.
+
+Modes, all plain named parameters the engine can drive:
+  drift   pan/zoom speed along a slow Lissajous path (0 holds still)
+  zoom    1 shows the whole map height, 8 a few tiles
+  play    1: visible tiles play their own video from their timestamp
+  ripple  every N beats a wave of tiles flips to their nearest neighbours (0: off)
+  morph   0: grid; 1: every tile at its t-SNE position
+  follow  0: drift only; 1: glide to the focus (the genre's tiles, or a frame given to ``follow_frame``)
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mosaic.pipeline import Built, load_built
+from mosaic.render import canvas_size, layout_maps, render_poster
+from vj.params import Param
+
+
+@lru_cache(maxsize=4)
+def _shared_built(run: str, stamp: float) -> Built:
+    return load_built(run)
+
+
+def shared_built(run: str | Path) -> Built:
+    """One loaded copy of a mosaic per process (genres that share a mosaic share its atlas)."""
+    run = Path(run).resolve()
+    settings = run / "settings.json"
+    return _shared_built(str(run), settings.stat().st_mtime if settings.exists() else 0.0)
+
+
+class MosaicAnimator:
+    def __init__(self, built: Built, size: tuple[int, int] = (1920, 1080), tile: int | None = None, seed: int = 0):
+        self.built = built
+        self.size = size
+        cols, rows, layout = built.cols, built.rows, built.layout
+        # canvas tile: enough pixels that zooming in to ~8 tiles across stays sharp, capped for memory
+        self.tile = tile or int(min(160, max(48, size[1] * 6 // (rows * 2) // 8 * 8)))
+        t = self.tile
+        self.canvas = render_poster(built.atlas, built.grid, layout, cols, rows, t)
+        self.base = self.canvas.copy()
+        self.cw, self.ch = canvas_size(layout, cols, rows, t)
+        cell_map, local = layout_maps(layout, cols, rows, t)
+        from scipy import ndimage
+
+        self._slices = ndimage.find_objects(cell_map + 1)   # bounding box of each cell
+        self._cell_map, self._local = cell_map, local
+        self._masks: dict[int, tuple] = {}
+        self.shown: dict[int, tuple] = {}                    # cell -> what is pasted now (None = base)
+        self.centers = np.array([[(s[1].start + s[1].stop) / 2, (s[0].start + s[0].stop) / 2]
+                                 for s in self._slices], np.float32)   # (cells, 2) canvas px
+        self.n_cells = len(self._slices)
+        self.rng_seed = seed
+        self.phase = 0.0
+        self.view = np.array([self.cw / 2, self.ch / 2], np.float64)
+        self.focus: np.ndarray | None = None
+        self.last_t: float | None = None
+        self.ripples: list[tuple[float, int]] = []            # (start time, origin cell)
+        self.last_ripple_beat = -1
+        self._neighbour = self._nearest_other_frames()
+        coords = built.coords[built.grid]
+        lo, hi = coords.min(0), coords.max(0)
+        self.tsne_px = ((coords - lo) / np.maximum(hi - lo, 1e-9) * [self.cw * 0.9, self.ch * 0.9]
+                        + [self.cw * 0.05, self.ch * 0.05]).astype(np.float32)
+        self._thumbs: dict[tuple[int, int], np.ndarray] = {}
+        self._extractor = None
+
+    # ------------------------------------------------------------ pasting single cells
+    def _mask(self, cell: int):
+        if cell not in self._masks:
+            sl = self._slices[cell]
+            mask = self._cell_map[sl] == cell
+            self._masks[cell] = (sl, mask, self._local[sl][mask])
+        return self._masks[cell]
+
+    def paste(self, cell: int, tile_img: np.ndarray | None, token) -> None:
+        """Show ``tile_img`` (any size, square) in ``cell``; None restores the cell's own frame."""
+        if self.shown.get(cell) == token:
+            return
+        sl, mask, local = self._mask(cell)
+        if tile_img is None:
+            self.canvas[sl][mask] = self.base[sl][mask]
+        else:
+            if tile_img.shape[0] != self.tile:
+                tile_img = cv2.resize(np.ascontiguousarray(tile_img), (self.tile, self.tile),
+                                      interpolation=cv2.INTER_LINEAR)
+            view = self.canvas[sl]
+            view[mask] = tile_img.reshape(-1, 3)[local]
+        self.shown[cell] = token
+
+    def _nearest_other_frames(self) -> np.ndarray:
+        """For each cell, the frame nearest in feature space to the cell's frame (itself excluded)."""
+        f = np.asarray(self.built.features, np.float32)
+        f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-8)
+        g = self.built.grid
+        sims = f[g] @ f.T                         # (cells, frames)
+        sims[np.arange(len(g)), g] = -np.inf
+        return sims.argmax(1)
+
+    # ------------------------------------------------------------ view
+    def visible_cells(self, center, zoom) -> np.ndarray:
+        vh = self.ch / zoom
+        vw = vh * self.size[0] / self.size[1]
+        lo = np.array([center[0] - vw / 2 - self.tile, center[1] - vh / 2 - self.tile])
+        hi = np.array([center[0] + vw / 2 + self.tile, center[1] + vh / 2 + self.tile])
+        inside = np.all((self.centers >= lo) & (self.centers <= hi), axis=1)
+        return np.flatnonzero(inside)
+
+    def follow_point(self, xy: np.ndarray | None) -> None:
+        """Glide towards canvas point ``xy`` (None: drift freely)."""
+        self.focus = None if xy is None else np.asarray(xy, np.float64)
+
+    def focus_on_sources(self, paths) -> bool:
+        """Focus on the cells whose frames come from ``paths`` (e.g. a genre's videos)."""
+        wanted = {str(Path(p).resolve()) for p in paths}
+        cells = [c for c, fr in enumerate(self.built.grid) if str(Path(self.built.index[fr][0]).resolve()) in wanted]
+        if not cells:
+            return False
+        self.follow_point(self.centers[cells].mean(0))
+        return True
+
+    def follow_frame(self, frame: np.ndarray, k: int = 8) -> np.ndarray:
+        """Glide to the tiles nearest to any frame (e.g. the GAN's output); returns those cells."""
+        from mosaic.features import FeatureExtractor
+
+        if self._extractor is None:
+            self._extractor = FeatureExtractor(self.built.settings.get("backbone", "efficientnet_lite0"))
+        q = self._extractor(frame[None])[0]
+        f = np.asarray(self.built.features, np.float32)[self.built.grid]
+        d = 1 - (f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-8)) @ (q / (np.linalg.norm(q) + 1e-8))
+        cells = np.argsort(d)[:k]
+        self.follow_point(self.centers[cells].mean(0))
+        return cells
+
+    # ------------------------------------------------------------ one frame
+    def frame(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
+              ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
+        first = self.last_t is None
+        dt = 0.0 if first else max(0.0, min(0.5, t - self.last_t))
+        self.last_t = t
+        self.phase += dt * drift
+        p = self.phase
+        path = np.array([self.cw * (0.5 + 0.32 * math.sin(p * 0.37)), self.ch * (0.5 + 0.32 * math.sin(p * 0.23 + 1.0))])
+        target = path if self.focus is None else (1 - follow) * path + follow * self.focus
+        if first:
+            self.view[:] = target
+        else:
+            self.view += (target - self.view) * (1 - math.exp(-dt / 1.5))
+        z = max(1.0, zoom * (1 + 0.15 * math.sin(p * 0.19)))
+        visible = self.visible_cells(self.view, z)
+        self._update_tiles(t, beat, visible, play, ripple)
+        if morph > 1e-3:
+            return self._morph_frame(visible, z, morph)
+        return self._warp(self.canvas, self.view, z)
+
+    def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
+        w, h = self.size
+        s = h * zoom / self.ch                         # output px per canvas px
+        m = np.array([[s, 0, w / 2 - s * center[0]], [0, s, h / 2 - s * center[1]]], np.float32)
+        return cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def _update_tiles(self, t, beat, visible, play, ripple) -> None:
+        strips = self.built.strips
+        flips = self._ripple_flips(t, beat, ripple)
+        for cell in visible:
+            cell = int(cell)
+            if cell in flips:
+                frame = int(self._neighbour[cell])
+                self.paste(cell, np.asarray(self.built.atlas[frame]), ("flip", frame))
+            elif play >= 0.5 and strips is not None and len(strips) == self.n_cells:
+                k = strips.shape[1]
+                j = int(t * 4 + (cell * 7919) % k) % k   # each tile at its own offset, 4 fps
+                self.paste(cell, np.asarray(strips[cell, j]), ("play", j))
+            else:
+                self.paste(cell, None, None)
+
+    def _ripple_flips(self, t: float, beat: float, every: float) -> set[int]:
+        if every >= 1:
+            n = int(beat // every)
+            if n != self.last_ripple_beat:
+                self.last_ripple_beat = n
+                if n > 0:
+                    rng = np.random.default_rng((self.rng_seed, n))
+                    self.ripples.append((t, int(rng.integers(self.n_cells))))
+        self.ripples = [(t0, c) for t0, c in self.ripples if t - t0 < 3.0]
+        flips: set[int] = set()
+        speed = self.tile * 6.0                            # wave front in canvas px per second
+        for t0, origin in self.ripples:
+            d = np.linalg.norm(self.centers - self.centers[origin], axis=1)
+            front = (t - t0) * speed
+            flips.update(np.flatnonzero((d <= front) & (d > front - self.tile * 3)).tolist())
+        return flips
+
+    def _morph_frame(self, visible, zoom: float, morph: float) -> np.ndarray:
+        """Tiles as squares between their cells and their t-SNE positions, drawn over the dimmed map."""
+        out = cv2.convertScaleAbs(self._warp(self.canvas, self.view, zoom), alpha=1 - min(1.0, morph) * 0.85)
+        w, h = self.size
+        s = h * zoom / self.ch
+        side = max(2, int(self.tile * s * 0.8))
+        cells = np.arange(self.n_cells) if morph > 0.05 else visible
+        pos = (1 - morph) * self.centers[cells] + morph * self.tsne_px[cells]
+        xy = ((pos - self.view) * s + [w / 2, h / 2] - side / 2).astype(int)
+        keep = (xy[:, 0] > -side) & (xy[:, 0] < w) & (xy[:, 1] > -side) & (xy[:, 1] < h)
+        for cell, (x, y) in zip(cells[keep], xy[keep]):
+            thumb = self._thumb(int(cell), side)
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + side), min(h, y + side)
+            out[y0:y1, x0:x1] = thumb[y0 - y:y1 - y, x0 - x:x1 - x]
+        return out
+
+    def _thumb(self, cell: int, side: int) -> np.ndarray:
+        key = (cell, side)
+        if key not in self._thumbs:
+            if len(self._thumbs) > 4096:
+                self._thumbs.clear()
+            self._thumbs[key] = cv2.resize(np.asarray(self.built.atlas[self.built.grid[cell]]), (side, side),
+                                           interpolation=cv2.INTER_AREA)
+        return self._thumbs[key]
+
+
+class MosaicSource:
+    """Engine source: a mosaic run directory animated at the output size."""
+
+    params = (
+        Param("drift", 0.3, 0, 3, help="pan/zoom speed"),
+        Param("zoom", 2.5, 1, 8, help="1: whole map height"),
+        Param("play", 1, kind="bool", help="tiles play their videos"),
+        Param("ripple", 8, 0, 64, kind="int", help="a ripple of flipping tiles every N beats (0: off)"),
+        Param("morph", 0.0, 0, 1, help="0: grid, 1: t-SNE positions"),
+        Param("follow", 0.5, 0, 1, help="glide towards the genre's tiles"),
+    )
+
+    def __init__(self, size, run_dir, exact: bool = False, focus=(), seed: int = 0):
+        self.size = size
+        self.exact = exact
+        self.animator = MosaicAnimator(shared_built(run_dir), size, seed=seed)
+        if focus:
+            self.animator.focus_on_sources(focus)
+
+    def frame(self, ctx, p):
+        return self.animator.frame(ctx.t, ctx.beat, **{k: p.get(k, d.default) for k, d in
+                                                        ((q.name, q) for q in self.params)})
+
+    def command(self, name, value=None):
+        pass
+
+    def close(self):
+        pass

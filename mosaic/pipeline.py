@@ -1,0 +1,288 @@
+"""``build``: videos/images -> atlas + features -> coordinates -> grid -> play strips, each stage cached.
+
+    runs/mosaic/<name>/
+      cache/<key>.tiles.npy  .feat.npy  .json   one video's frames and features (key: file + settings)
+      atlas.npy       (N, T, T, 3) uint8 tiles          index.csv   i, source file, timestamp (s)
+      features.npy    (N, D) float32                    coords.npy  (N, 2) float32 t-SNE
+      grid.npy        (rows*cols,) frame per cell       grid.csv    row, col, source, timestamp (s)
+      strips.npy      (cells, K, S, S, 3) uint8 clips for playing tiles
+      settings.json   the settings and input keys that made each stage
+
+A stage re-runs only when its inputs change: adding five videos decodes and embeds those five; a new
+perplexity re-runs t-SNE and the grid, not the features. A file that fails to load is rebuilt.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from vj.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
+                      read_image, skip_report)
+from vj.runs import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class MosaicError(ValueError):
+    """A clear, one-line problem with a mosaic (missing, corrupt, impossible settings)."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    fps: float = 1.0                 # frames sampled per second of video (the seed's 1)
+    tile: int = 128                  # atlas tile side in pixels (the seed's triangles are 128 px)
+    backbone: str = "efficientnet_lite0"
+    perplexity: float = 10.0         # the seed's
+    embed: str = "opentsne"          # opentsne (FFT, fast), sklearn (the seed's) or pca
+    grid: tuple[int, int] = (60, 30) # columns x rows
+    layout: str = "triangle"
+    assign: str = "optimal"          # optimal (one-to-one) or nearest (the seed's, repeats)
+    dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
+    seed: int = 0
+    device: str = "cpu"
+    strip_frames: int = 8            # frames per playing tile
+    strip_fps: float = 4.0
+    strip_tile: int = 64
+
+
+@dataclass
+class Built:
+    atlas: np.ndarray
+    index: list[tuple[str, float]]
+    features: np.ndarray
+    coords: np.ndarray
+    grid: np.ndarray
+    strips: np.ndarray | None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def cols(self) -> int:
+        return int(self.settings["grid"][0])
+
+    @property
+    def rows(self) -> int:
+        return int(self.settings["grid"][1])
+
+    @property
+    def layout(self) -> str:
+        return self.settings["layout"]
+
+
+def _key(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _load(path: Path, mmap: bool = False):
+    """np.load that treats a damaged file as missing (and removes it, so it is rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        if not mmap:
+            arr = np.asarray(arr)
+        return arr
+    except (ValueError, OSError, EOFError) as exc:
+        log.warning("%s is damaged (%s): rebuilding it", path.name, exc.__class__.__name__)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npy")
+    np.save(tmp, arr)
+    tmp.replace(path)
+
+
+def _frames_of(path: Path, size: int, fps: float, dedupe: float):
+    """(timestamp, frame at the backbone's size) for a video, or the one frame of an image."""
+    if path.suffix.lower() in IMAGE_EXTS:
+        yield 0.0, read_image(path, size)
+        return
+    for i, frame in drop_near_duplicates(read_frames(path, fps=fps, size=size, crop="center"), dedupe):
+        yield i / fps, frame
+
+
+def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray, list, np.ndarray, str]:
+    """Per-file tiles and features (cached per file), combined into atlas, index and features."""
+    from mosaic.features import FeatureExtractor, get_backbone
+
+    spec = get_backbone(s.backbone)
+    cache = run / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    extractor = None
+    keys, skipped = [], []
+    for path in tqdm(files, desc="frames + features", unit="file"):
+        st = path.stat()
+        key = _key(str(path.resolve()), st.st_size, int(st.st_mtime), s.fps, s.tile, s.dedupe, s.backbone)
+        meta_path = cache / f"{key}.json"
+        if meta_path.exists() and _load(cache / f"{key}.tiles.npy", True) is not None \
+                and _load(cache / f"{key}.feat.npy", True) is not None:
+            keys.append(key)
+            continue
+        if extractor is None:
+            extractor = FeatureExtractor(s.backbone, s.device)
+        times, tiles, feats = [], [], []
+        try:
+            stream = _frames_of(path, spec.size, s.fps, s.dedupe)
+            pending_t = []
+
+            def frames_only():
+                for t, f in stream:
+                    pending_t.append(t)
+                    yield f
+            for batch, f in extractor.stream(frames_only()):
+                tiles += [cv2.resize(x, (s.tile, s.tile), interpolation=cv2.INTER_AREA) for x in batch]
+                feats.append(f)
+            times = pending_t[:len(tiles)]
+        except MediaError as exc:
+            skipped.append((path, str(exc)))
+            log.warning("skipping %s: %s", path, exc)
+            continue
+        if not tiles:
+            skipped.append((path, "no frames"))
+            continue
+        _save(cache / f"{key}.tiles.npy", np.stack(tiles))
+        _save(cache / f"{key}.feat.npy", np.concatenate(feats).astype(np.float32))
+        atomic_write_text(meta_path, json.dumps({"source": str(path), "times": times}))
+        keys.append(key)
+    if not keys:
+        raise MosaicError(f"no usable video or image ({skip_report([], skipped)})")
+    log.info("mosaic: %s", skip_report([Path(k) for k in keys], skipped, "files"))
+    frames_key = _key(keys)
+    settings = _read_settings(run)
+    atlas, feats = _load(run / "atlas.npy", True), _load(run / "features.npy")
+    if settings.get("frames_key") == frames_key and atlas is not None and feats is not None \
+            and (run / "index.csv").exists():
+        return atlas, _read_index(run), feats, frames_key
+    index, atlases, featlist = [], [], []
+    for key in keys:
+        meta = json.loads((cache / f"{key}.json").read_text())
+        index += [(meta["source"], t) for t in meta["times"]]
+        atlases.append(np.load(cache / f"{key}.tiles.npy"))
+        featlist.append(np.load(cache / f"{key}.feat.npy"))
+    atlas, feats = np.concatenate(atlases), np.concatenate(featlist)
+    _save(run / "atlas.npy", atlas)
+    _save(run / "features.npy", feats)
+    with open(run / "index.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["i", "source", "time_s"])
+        w.writerows((i, src, f"{t:.3f}") for i, (src, t) in enumerate(index))
+    _write_settings(run, {**settings, "frames_key": frames_key})
+    return atlas, index, feats, frames_key
+
+
+def _read_index(run: Path) -> list[tuple[str, float]]:
+    with open(run / "index.csv") as f:
+        return [(r["source"], float(r["time_s"])) for r in csv.DictReader(f)]
+
+
+def _read_settings(run: Path) -> dict:
+    try:
+        return json.loads((run / "settings.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_settings(run: Path, settings: dict) -> None:
+    atomic_write_text(run / "settings.json", json.dumps(settings, indent=1))
+
+
+def build(inputs: list[str | Path], run: Path, s: BuildSettings = BuildSettings()) -> Built:
+    from mosaic.embed import embed
+    from mosaic.grid import assign
+
+    run = Path(run)
+    files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS)
+    if not files:
+        raise MosaicError(f"{', '.join(map(str, inputs))}: no video or image files")
+    atlas, index, feats, frames_key = extract(files, run, s)
+    settings = _read_settings(run)
+
+    embed_key = _key(frames_key, s.embed, s.perplexity, s.seed)
+    coords = _load(run / "coords.npy")
+    if settings.get("embed_key") != embed_key or coords is None or len(coords) != len(feats):
+        log.info("mosaic: embedding %d frames (%s, perplexity %g)", len(feats), s.embed, s.perplexity)
+        coords = embed(feats, s.embed, s.perplexity, seed=s.seed)
+        _save(run / "coords.npy", coords)
+        settings["embed_key"] = embed_key
+        _write_settings(run, settings)
+
+    grid_key = _key(embed_key, s.grid, s.layout, s.assign)
+    grid = _load(run / "grid.npy")
+    cols, rows = s.grid
+    if settings.get("grid_key") != grid_key or grid is None or len(grid) != cols * rows:
+        log.info("mosaic: placing frames on a %dx%d %s grid (%s)", cols, rows, s.layout, s.assign)
+        grid = assign(coords, cols, rows, s.assign, s.layout)
+        _save(run / "grid.npy", grid)
+        with open(run / "grid.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["row", "col", "source", "time_s"])
+            for cell, frame in enumerate(grid):
+                src, t = index[frame]
+                w.writerow([cell // cols, cell % cols, src, f"{t:.3f}"])
+        settings["grid_key"] = grid_key
+        _write_settings(run, settings)
+
+    strip_key = _key(grid_key, s.strip_frames, s.strip_fps, s.strip_tile)
+    strips = _load(run / "strips.npy", True)
+    if settings.get("strip_key") != strip_key or strips is None or len(strips) != len(grid):
+        strips = make_strips(index, grid, s)
+        _save(run / "strips.npy", strips)
+        settings["strip_key"] = strip_key
+    settings.update({k: v for k, v in asdict(s).items()})
+    _write_settings(run, settings)
+    return Built(np.asarray(atlas), index, feats, coords, grid, np.asarray(strips), settings)
+
+
+def make_strips(index: list, grid: np.ndarray, s: BuildSettings) -> np.ndarray:
+    """For each cell, ``strip_frames`` small frames of its video from its timestamp (to play tiles).
+
+    Each source video is decoded once at ``strip_fps``; windows are cut from it. Images hold still.
+    """
+    k, t = s.strip_frames, s.strip_tile
+    strips = np.zeros((len(grid), k, t, t, 3), np.uint8)
+    by_source: dict[str, list[int]] = {}
+    for cell, frame in enumerate(grid):
+        by_source.setdefault(index[frame][0], []).append(cell)
+    for src, cells in tqdm(by_source.items(), desc="tile clips", unit="file"):
+        path = Path(src)
+        try:
+            if path.suffix.lower() in IMAGE_EXTS:
+                frames = [read_image(path, t)]
+            else:
+                frames = list(read_frames(path, fps=s.strip_fps, size=t, crop="center"))
+        except MediaError:
+            continue
+        for cell in cells:
+            start = int(index[grid[cell]][1] * s.strip_fps)
+            for j in range(k):
+                strips[cell, j] = frames[min(len(frames) - 1, start + j)] if frames else 0
+    return strips
+
+
+def load_built(run: str | Path) -> Built:
+    """A built mosaic, or MosaicError naming what is missing or damaged."""
+    run = Path(run)
+    if not run.exists():
+        raise MosaicError(f"mosaic {run.name!r} does not exist in {run.parent} (build it: vj mosaic build ...)")
+    settings = _read_settings(run)
+    arrays = {}
+    for name, mmap in (("atlas", True), ("features", False), ("coords", False), ("grid", False), ("strips", True)):
+        arrays[name] = _load(run / f"{name}.npy", mmap)
+        if arrays[name] is None and name != "strips":
+            raise MosaicError(f"mosaic {run.name!r}: {name}.npy is missing or damaged (re-run vj mosaic build)")
+    if not settings.get("grid") or not (run / "index.csv").exists():
+        raise MosaicError(f"mosaic {run.name!r}: settings.json or index.csv is missing (re-run vj mosaic build)")
+    grid = arrays["grid"]
+    if grid.max() >= len(arrays["atlas"]) or len(arrays["features"]) != len(arrays["atlas"]):
+        raise MosaicError(f"mosaic {run.name!r}: files do not belong together (re-run vj mosaic build)")
+    return Built(arrays["atlas"], _read_index(run), arrays["features"], arrays["coords"], grid, arrays["strips"],
+                 settings)

@@ -1,0 +1,139 @@
+"""OSC in and out. Routing knows no transport (``OscRouter``); the server only feeds it datagrams.
+
+Address space, from the parameter catalogue: ``/vj/<param path>`` with dots as slashes
+(``/vj/layer/clips/opacity 0.5``), plus ``/vj/genre NAME``, ``/vj/cue NAME``, ``/vj/tap``, ``/vj/bpm X``
+and ``/vj/jump``. Everything malformed, unknown or out of range is dropped or clamped and counted.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any, Iterable
+
+from vj.params import COMMANDS, ParamStore
+
+log = logging.getLogger(__name__)
+PREFIX = "/vj/"
+RCVBUF = 8 << 20  # a big receive buffer absorbs bursts while the engine renders
+
+
+def address_of(param: str) -> str:
+    return PREFIX + param.replace(".", "/")
+
+
+class OscRouter:
+    def __init__(self, store: ParamStore):
+        self.store = store
+
+    def handle(self, address: str, args: Iterable[Any]) -> bool:
+        """Turn one OSC message into one event; False (and counted) when it was dropped."""
+        args = list(args)
+        if not address.startswith(PREFIX):
+            self.store.drop("unknown address")
+            return False
+        name = address[len(PREFIX):].replace("/", ".")
+        if name in COMMANDS:
+            if name in ("genre", "cue") and not (args and isinstance(args[0], str)):
+                self.store.drop("bad value")
+                return False
+            if name == "bpm" and not (args and isinstance(args[0], (int, float)) and not isinstance(args[0], bool)):
+                self.store.drop("bad value")
+                return False
+            self.store.push(name, args[0] if args else None, "osc")
+            return True
+        if name not in self.store:
+            self.store.drop("unknown address")
+            return False
+        if len(args) != 1 or not isinstance(args[0], (int, float, str, bool)):
+            self.store.drop("bad value")
+            return False
+        self.store.push(name, args[0], "osc")  # the store clamps, or drops a non-number as "bad value"
+        return True
+
+    def handle_datagram(self, data: bytes) -> int:
+        """Parse a datagram (message or bundle); returns the number of messages routed."""
+        from pythonosc.osc_packet import OscPacket, ParseError
+
+        try:
+            packet = OscPacket(data)
+        except (ParseError, ValueError, IndexError, TypeError, OverflowError):
+            self.store.drop("malformed")
+            return 0
+        routed = 0
+        for timed in packet.messages:
+            routed += self.handle(timed.message.address, timed.message.params)
+        return routed
+
+
+class OscServer:
+    """A UDP listener on its own thread; listens on 127.0.0.1 unless the user opens it."""
+
+    def __init__(self, router: OscRouter, host: str = "127.0.0.1", port: int = 9000,
+                 allow: Iterable[str] | None = None):
+        self.router = router
+        self.allow = set(allow or ())
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.2)
+        self.address = self.sock.getsockname()
+        self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
+        self._thread.start()
+        log.info("OSC listening on %s:%d (try: vj osc --list)", *self.address)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, sender = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.allow and sender[0] not in self.allow:
+                self.router.store.drop("sender not allowed")
+                continue
+            self.router.handle_datagram(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.sock.close()
+
+
+class OscFeedback:
+    """Sends every applied parameter change (and genre switches) back to a controller, e.g. TouchOSC."""
+
+    def __init__(self, host: str, port: int):
+        from pythonosc.udp_client import SimpleUDPClient
+
+        self.client = SimpleUDPClient(host, port)
+
+    def param(self, name: str, value: float) -> None:
+        try:
+            self.client.send_message(address_of(name), float(value))
+        except OSError as exc:  # a controller that went away must not stop the show
+            log.debug("OSC feedback failed: %s", exc)
+
+    def genre(self, name: str) -> None:
+        try:
+            self.client.send_message(PREFIX + "genre", name)
+        except OSError as exc:
+            log.debug("OSC feedback failed: %s", exc)
+
+    def close(self) -> None:
+        self.client._sock.close()
+
+
+def address_table(store: ParamStore) -> list[tuple[str, str, str, str]]:
+    """(address, range, default, help) for every address, for ``vj osc --list`` and the README."""
+    rows = [(address_of(p.name), p.describe(), f"{p.default:g}" if p.kind != "choice" else p.choices[int(p.default)],
+             p.help) for p in store.params.values()]
+    rows += [(PREFIX + "genre", "genre name", "", "switch genre (clips, generator, mosaic) with a crossfade"),
+             (PREFIX + "cue", "cue name", "", "fire a named cue from the cue list"),
+             (PREFIX + "tap", "", "", "tap tempo"),
+             (PREFIX + "bpm", "20..300", "", "set the tempo"),
+             (PREFIX + "jump", "", "", "jump clip layers to a random clip and position")]
+    return rows

@@ -1,0 +1,132 @@
+"""``vj demo``: the whole product on embedded material, offline, in a few minutes on two cores.
+
+1. draws procedural genre loops (plasma, tunnel, particles, typography),
+2. trains a small DCGAN per genre under a shared time budget and writes its learning clip and a walk,
+3. builds a reframe mosaic of all the loops,
+4. renders a showcase of the demo scene and cue list (genre switches, effects), or plays it live.
+Each step is skipped when its output is already there, so a second run goes straight to the show.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from pathlib import Path
+
+log = logging.getLogger("vj")
+ROOT = Path(__file__).resolve().parents[1]
+SCENE = ROOT / "presets" / "scenes" / "demo.toml"
+CUES = ROOT / "presets" / "cues" / "demo.toml"
+GENRES = ("plasma", "tunnel", "particles", "typography")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole pipeline on built-in material (no media, no network)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=20.0, help="showcase length (default 20)")
+    p.add_argument("--size", default="1280x720", help="showcase size WxH (default 1280x720)")
+    p.add_argument("--train-seconds", type=float, default=150.0,
+                   help="GAN training budget shared by the four genres (default 150)")
+    p.add_argument("--live", action="store_true", help="play the show in a window instead of rendering it")
+    p.add_argument("--fresh", action="store_true", help="redo every step even if its output exists")
+    p.set_defaults(func=cmd_demo)
+
+
+def make_videos(out: Path) -> dict[str, Path]:
+    from vj.procedural import write_genre_videos
+
+    folders = {}
+    for genre in GENRES:
+        write_genre_videos(out / "videos" / genre, genre, count=3, seconds=4.0, fps=24, size=(256, 144))
+        folders[genre] = out / "videos" / genre
+    return folders
+
+
+def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
+    from gan.clips import learning_clip, walk_clip
+    from gan.config import TrainConfig
+    from gan.train import train_queue
+    from vj.runs import gan_dir
+
+    runs = out / "runs"
+    jobs = []
+    for genre, folder in folders.items():
+        if not (gan_dir(runs, genre) / "ckpt.pt").exists():
+            cfg = TrainConfig(genre=genre, videos=str(folder), size=64, ngf=32, ndf=32, batch=32, fps=6,
+                              epochs=10**6, hours=budget / 3600, n_fixed=36, device="auto",
+                              augment="translation")
+            jobs.append((cfg, gan_dir(runs, genre)))
+    if jobs:
+        log.info("demo: training %d genre GANs for %.0f s in all", len(jobs), budget)
+        for o in train_queue(jobs, resume=False):
+            log.info("demo: %s %s after %d epochs%s", o.genre, o.status, o.epoch, f" ({o.message})" if o.message else "")
+    for genre in folders:
+        run = gan_dir(runs, genre)
+        if not (run / "clips" / "learning.mp4").exists():
+            learning_clip(run, run / "clips" / "learning.mp4", fps=30, height=360, blend=2, progress=False)
+        if not (run / "clips" / "walk.mp4").exists():
+            walk_clip(run, run / "clips" / "walk.mp4", seconds=8, fps=30, height=256, progress=False)
+
+
+def build_mosaic(out: Path, folders: dict[str, Path]) -> Path | None:
+    try:
+        from mosaic.pipeline import BuildSettings, build
+    except ImportError:
+        return None
+    run = out / "runs" / "mosaic" / "demo"
+    settings = BuildSettings(fps=6.0, grid=(20, 10), tile=96, perplexity=10)
+    build(list(folders.values()), run, settings)
+    from mosaic.render import render_poster_file
+
+    render_poster_file(run, out / "poster.png", tile=64)
+    return run
+
+
+def scene_for(out: Path) -> Path:
+    """The demo scene from presets/, re-rooted at ``out`` (one source of truth for the show)."""
+    text = SCENE.read_text()
+    text = re.sub(r'^root = .*$', 'root = "."', text, count=1, flags=re.M)
+    path = out / "scene.toml"
+    path.write_text(text)
+    return path
+
+
+def cmd_demo(args) -> int:
+    t0 = time.time()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if args.fresh:
+        import shutil
+
+        for sub in ("videos", "runs"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    log.info("demo: [1/4] drawing procedural genre loops")
+    folders = make_videos(out)
+    log.info("demo: [2/4] training genre GANs and writing their learning clips")
+    train_genres(out, folders, args.train_seconds)
+    log.info("demo: [3/4] building the reframe mosaic")
+    mosaic = build_mosaic(out, folders)
+    scene = scene_for(out)
+    ns = argparse.Namespace(scene=scene, cues=CUES, size=args.size, fps=None, log=out / "show.log", device="cpu",
+                            seconds=args.seconds, out=out / "showcase.mp4")
+    from vj.engine_cli import cmd_live, cmd_render
+
+    if args.live:
+        log.info("demo: [4/4] playing live (keys 1-4 genres, space tap, h help, Esc quits)")
+        ns.fullscreen, ns.display, ns.headless, ns.record = False, 0, False, None
+        ns.osc_port = ns.midi = ns.ndi = ns.syphon = ns.spout = None
+        ns.vcam = False
+        cmd_live(ns)
+    else:
+        log.info("demo: [4/4] rendering the %g s showcase", args.seconds)
+        cmd_render(ns)
+    log.info("\ndemo finished in %.0f s. Outputs in %s/:", time.time() - t0, out)
+    log.info("  showcase.mp4                  the rendered show (scene.toml + presets/cues/demo.toml)")
+    log.info("  runs/gan/<genre>/clips/       learning clips and latent walks; samples/ has every epoch")
+    if mosaic:
+        log.info("  poster.png, runs/mosaic/demo  the reframe mosaic and its grid.csv")
+    log.info("  show.log                      genre switches and cues as they happened")
+    log.info("Play it live: vj live %s   (or vj demo --live)", scene)
+    return 0

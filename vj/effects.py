@@ -1,0 +1,237 @@
+"""The one catalogue of effects and blend modes: name, inputs with defaults and ranges, a pure function.
+
+It feeds the scene validator, the parameter store (``fx.<id>.<input>``), the OSC address space and
+``vj effects``. Functions take and return ``(H, W, 3) uint8`` and use OpenCV's saturating uint8 kernels
+so a 1080p frame costs a few milliseconds on two cores. Randomness is seeded by the frame index, so an
+offline render is repeatable; state (feedback) lives in the per-instance ``ctx.state`` dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    default: float
+    lo: float
+    hi: float
+    help: str = ""
+
+
+@dataclass
+class FrameContext:
+    t: float = 0.0           # seconds since the show started
+    beat: float = 0.0        # beats since the show started (fraction = phase)
+    index: int = 0           # frame number
+    state: dict = field(default_factory=dict)  # per effect instance (feedback buffers)
+
+
+@dataclass(frozen=True)
+class Effect:
+    name: str
+    fn: Callable[..., np.ndarray]
+    inputs: tuple[Input, ...]
+    help: str
+
+    def defaults(self) -> dict[str, float]:
+        return {i.name: i.default for i in self.inputs}
+
+
+EFFECTS: dict[str, Effect] = {}
+
+
+def effect(name: str, help: str, *inputs: Input):
+    def register(fn):
+        EFFECTS[name] = Effect(name, fn, inputs, help)
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------- effects
+@effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"))
+def rgb_split(frame, ctx, amount):
+    a = int(amount * frame.shape[1] / 1280)
+    if a <= 0:
+        return frame
+    out = frame.copy()
+    out[:, a:, 0] = frame[:, :-a, 0]
+    out[:, :-a, 2] = frame[:, a:, 2]
+    return out
+
+
+@effect("glitch", "displace random horizontal blocks", Input("amount", 0.3, 0, 1, "share of frames and blocks"),
+        Input("block", 32, 4, 256, "block height in pixels"))
+def glitch(frame, ctx, amount, block):
+    rng = np.random.default_rng(ctx.index)
+    if amount <= 0 or rng.random() > amount:
+        return frame
+    out = frame.copy()
+    h, w = frame.shape[:2]
+    bh = max(1, int(block * h / 720))
+    for _ in range(int(1 + amount * 12)):
+        y = rng.integers(0, max(1, h - bh))
+        shift = int(rng.integers(-w // 6, w // 6))
+        out[y:y + bh] = np.roll(frame[y:y + bh], shift, axis=1)
+        if rng.random() < 0.3:
+            out[y:y + bh, :, rng.integers(0, 3)] = 255
+    return out
+
+
+@effect("scanlines", "darken every other line band", Input("strength", 0.5, 0, 1), Input("spacing", 3, 2, 16, "px"))
+def scanlines(frame, ctx, strength, spacing):
+    if strength <= 0:
+        return frame
+    out = frame.copy()
+    step = max(2, int(spacing))
+    band = out[::step]
+    band[:] = _scale_lut(1.0 - strength)[band]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _scale_lut(k: float) -> np.ndarray:
+    return np.clip(np.arange(256) * k, 0, 255).astype(np.uint8)
+
+
+@effect("feedback", "trails: the previous output fades under the new frame", Input("amount", 0.8, 0, 0.98),
+        Input("zoom", 1.01, 0.9, 1.1, "trail zoom per frame"))
+def feedback(frame, ctx, amount, zoom):
+    prev = ctx.state.get("prev")
+    if prev is None or prev.shape != frame.shape or amount <= 0:
+        ctx.state["prev"] = frame
+        return frame
+    if abs(zoom - 1) > 1e-4:
+        prev = _zoom_rotate(prev, zoom, 0.0)
+    out = cv2.max(frame, cv2.convertScaleAbs(prev, alpha=amount))
+    ctx.state["prev"] = out
+    return out
+
+
+@effect("mirror", "mirror: 1 left-right, 2 top-bottom, 3 four-way", Input("mode", 1, 0, 3))
+def mirror(frame, ctx, mode):
+    mode = int(mode)
+    out = frame.copy() if mode else frame
+    h, w = frame.shape[:2]
+    if mode in (1, 3):
+        out[:, w - w // 2:] = out[:, :w // 2][:, ::-1]
+    if mode in (2, 3):
+        out[h - h // 2:] = out[:h // 2][::-1]
+    return out
+
+
+@lru_cache(maxsize=8)
+def _kaleido_maps(w: int, h: int, segments: int, angle_q: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w / 2, h / 2
+    r = np.hypot(x - cx, y - cy)
+    a = np.arctan2(y - cy, x - cx) + angle_q / 1000.0
+    seg = 2 * np.pi / segments
+    a = np.abs((a % seg) - seg / 2)  # fold every segment onto one wedge, mirrored
+    return (cx + r * np.cos(a)).astype(np.float32), (cy + r * np.sin(a)).astype(np.float32)
+
+
+@effect("kaleidoscope", "fold the image into mirrored wedges", Input("segments", 6, 2, 16),
+        Input("spin", 0.1, -2, 2, "turns per beat x 0.1"))
+def kaleidoscope(frame, ctx, segments, spin):
+    h, w = frame.shape[:2]
+    angle = int(((ctx.beat * spin * 0.1) % 1.0) * 2 * np.pi * 1000 / 8) * 8  # quantised: maps are cached
+    mx, my = _kaleido_maps(w, h, int(segments), angle)
+    return cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _zoom_rotate(frame, zoom, angle_deg):
+    h, w = frame.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, zoom)
+    return cv2.warpAffine(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+@effect("zoom_rotate", "zoom and rotate around the centre", Input("zoom", 1.0, 0.25, 4),
+        Input("angle", 0, -180, 180, "degrees"), Input("spin", 0, -90, 90, "degrees per beat"))
+def zoom_rotate(frame, ctx, zoom, angle, spin):
+    a = angle + spin * ctx.beat
+    if abs(zoom - 1) < 1e-4 and abs(a % 360) < 1e-4:
+        return frame
+    return _zoom_rotate(frame, zoom, a)
+
+
+@lru_cache(maxsize=64)
+def _hue_matrix(degrees: float) -> np.ndarray:
+    """RGB rotation about the grey axis (a YIQ hue rotation), as one 3x3 matrix."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    k = 1 / 3
+    sq = np.sqrt(k)
+    return np.array([[c + (1 - c) * k, k * (1 - c) - sq * s, k * (1 - c) + sq * s],
+                     [k * (1 - c) + sq * s, c + k * (1 - c), k * (1 - c) - sq * s],
+                     [k * (1 - c) - sq * s, k * (1 - c) + sq * s, c + k * (1 - c)]], np.float32)
+
+
+@effect("hue_shift", "rotate hues", Input("degrees", 0, -180, 180), Input("speed", 0, -180, 180, "degrees per beat"))
+def hue_shift(frame, ctx, degrees, speed):
+    d = round((degrees + speed * ctx.beat) % 360, 1)
+    if d == 0:
+        return frame
+    return cv2.transform(frame, _hue_matrix(d))
+
+
+@effect("invert", "invert colours (partially below 1)", Input("amount", 1, 0, 1))
+def invert(frame, ctx, amount):
+    if amount <= 0:
+        return frame
+    inv = cv2.bitwise_not(frame)
+    return inv if amount >= 1 else cv2.addWeighted(frame, 1 - amount, inv, amount, 0)
+
+
+@effect("posterize", "reduce each channel to a few levels", Input("levels", 4, 2, 32))
+def posterize(frame, ctx, levels):
+    return cv2.LUT(frame, _poster_lut(int(levels)))
+
+
+@lru_cache(maxsize=32)
+def _poster_lut(levels: int) -> np.ndarray:
+    step = 255 / (levels - 1)
+    return (np.round(np.round(np.arange(256) / step) * step)).clip(0, 255).astype(np.uint8)
+
+
+@effect("strobe", "flash white on the beat", Input("amount", 1, 0, 1), Input("rate", 1, 0.25, 4, "flashes per beat"),
+        Input("duty", 0.15, 0.02, 0.9, "share of each period that is lit"))
+def strobe(frame, ctx, amount, rate, duty):
+    phase = (ctx.beat * rate) % 1.0
+    if amount <= 0 or phase >= duty:
+        return frame
+    return cv2.addWeighted(frame, 1 - amount, np.full_like(frame, 255), amount, 0)
+
+
+# ---------------------------------------------------------------- blend modes: (base, top) -> blended
+def _screen(a, b):
+    return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(a), cv2.bitwise_not(b), scale=1 / 255))
+
+
+BLEND_MODES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "normal": lambda a, b: b,
+    "add": cv2.add,
+    "screen": _screen,
+    "multiply": lambda a, b: cv2.multiply(a, b, scale=1 / 255),
+    "difference": cv2.absdiff,
+    "lighten": cv2.max,
+}
+
+
+def blend(base: np.ndarray, top: np.ndarray, mode: str = "normal", opacity: float = 1.0) -> np.ndarray:
+    """``top`` over ``base`` with a blend mode, mixed by ``opacity`` (0 leaves base untouched)."""
+    if opacity <= 0:
+        return base
+    mixed = BLEND_MODES[mode](base, top)
+    if opacity >= 1:
+        return mixed
+    return cv2.addWeighted(base, 1 - opacity, mixed, opacity, 0)
+
+
+def apply(name: str, frame: np.ndarray, ctx: FrameContext, **inputs: float) -> np.ndarray:
+    fx = EFFECTS[name]
+    return fx.fn(frame, ctx, **{**fx.defaults(), **inputs})

@@ -1,0 +1,353 @@
+"""The show loop: clock -> drain events -> cues / genre switches -> render layers -> composite -> outputs.
+
+Everything that changes state arrives as an event in the parameter store and is applied on this
+thread at the start of a frame. A layer that raises shows black and is logged once; an output that
+raises is dropped and logged once; the show goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import cv2
+import numpy as np
+
+from vj.config import ConfigError
+from vj.effects import BLEND_MODES, EFFECTS, FrameContext, blend
+from vj.params import Param, ParamStore
+from vj.scene import Cue, EffectSpec, LayerSpec, Scene
+from vj.sources import GENRE_KINDS, ClipLibrary, ClipSource, GeneratorSource, GradientSource, SolidSource, Source
+from vj.tempo import Tempo
+
+show_log = logging.getLogger("vj.show")
+
+
+class Output(Protocol):
+    def write(self, frame: np.ndarray, t: float) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class EffectRuntime:
+    spec: EffectSpec
+    ctx_state: dict = field(default_factory=dict)
+
+    def params(self) -> list[Param]:
+        fx = EFFECTS[self.spec.type]
+        out = [Param(f"fx.{self.spec.id}.on", 1, kind="bool", help=f"{fx.name} on/off")]
+        for inp in fx.inputs:
+            out.append(Param(f"fx.{self.spec.id}.{inp.name}", self.spec.values.get(inp.name, inp.default),
+                             inp.lo, inp.hi, help=inp.help or fx.help))
+        return out
+
+    def apply(self, frame: np.ndarray, ctx: FrameContext, store: ParamStore) -> np.ndarray:
+        prefix = f"fx.{self.spec.id}."
+        if store.values[prefix + "on"] < 0.5:
+            return frame
+        fx = EFFECTS[self.spec.type]
+        inputs = {i.name: store.values[prefix + i.name] for i in fx.inputs}
+        ctx.state = self.ctx_state
+        return fx.fn(frame, ctx, **inputs)
+
+
+class Layer:
+    """One layer: a source per genre (for clip/generator/mosaic) or one source, its effects and mix settings."""
+
+    def __init__(self, spec: LayerSpec, make_source: Callable[[str, str | None], Source], store: ParamStore):
+        self.spec = spec
+        self.make_source = make_source
+        self.sources: dict[str | None, Source | None] = {}
+        self.failed: set = set()
+        self.effects = [EffectRuntime(e) for e in spec.effects]
+        self.prefix = f"layer.{spec.name}."
+        store.define(Param(self.prefix + "opacity", spec.opacity, help="layer opacity"))
+        store.define(Param(self.prefix + "blend", list(BLEND_MODES).index(spec.blend), 0, len(BLEND_MODES) - 1,
+                           kind="choice", choices=tuple(BLEND_MODES), help="blend mode"))
+        kind_params = {"clip": ClipSource, "generator": GeneratorSource, "solid": SolidSource,
+                       "gradient": GradientSource}.get(spec.source)
+        if spec.source == "mosaic":
+            from mosaic.animate import MosaicSource
+            kind_params = MosaicSource
+        self.source_params = kind_params.params if kind_params else ()
+        for p in self.source_params:
+            value = spec.settings.get(p.name, p.default)
+            store.define(Param(self.prefix + p.name, p.coerce(value), p.lo, p.hi, p.kind, p.choices, p.help))
+        unknown = set(spec.settings) - {p.name for p in self.source_params}
+        if unknown:
+            raise ConfigError(f"layer {spec.name!r}: settings key {sorted(unknown)[0]!r} is not a {spec.source} "
+                              f"setting ({', '.join(p.name for p in self.source_params)})")
+        for fx in self.effects:
+            for p in fx.params():
+                store.define(p)
+
+    def key(self, genre: str | None) -> str | None:
+        return genre if self.spec.source in GENRE_KINDS else None
+
+    def source(self, genre: str | None) -> Source | None:
+        k = self.key(genre)
+        if k not in self.sources:
+            try:
+                self.sources[k] = self.make_source(self.spec.source, k)
+            except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
+                self.fail(k, exc)
+                self.sources[k] = None
+        return self.sources[k]
+
+    def fail(self, key, exc: BaseException) -> None:
+        if key not in self.failed:
+            self.failed.add(key)
+            where = f" ({key})" if key else ""
+            show_log.warning("layer %s%s failed, showing black: %s", self.spec.name, where, exc)
+
+    def render(self, genre: str | None, ctx: FrameContext, params: dict[str, float], size) -> np.ndarray | None:
+        src = self.source(genre)
+        if src is None:
+            return None
+        try:
+            frame = src.frame(ctx, params)
+            if frame.shape[:2] != (size[1], size[0]):
+                raise ValueError(f"source gave {frame.shape[1]}x{frame.shape[0]}, expected {size[0]}x{size[1]}")
+            return frame
+        except Exception as exc:  # noqa: BLE001
+            self.fail(self.key(genre), exc)
+            self.sources[self.key(genre)] = None
+            return None
+
+    def close(self) -> None:
+        for s in self.sources.values():
+            if s is not None:
+                s.close()
+
+
+class Engine:
+    def __init__(self, scene: Scene, exact: bool = False, size: tuple[int, int] | None = None,
+                 fps: float | None = None, cues: list[Cue] | None = None, device: str = "cpu"):
+        self.scene = scene
+        self.exact = exact
+        self.size = size or scene.size
+        self.fps = fps or scene.fps
+        self.device = device
+        self.store = ParamStore()
+        self.tempo = Tempo(scene.bpm)
+        self.genre = scene.genre or None
+        self.fade_from: str | None = None
+        self.fade_start = 0.0
+        self.index = 0
+        self.t = 0.0
+        self.cues = list(cues or [])
+        self.named_cues = {c.name: c for c in self.cues if c.name}
+        self.next_cue = 0
+        self.last_autopilot_bar = 0
+        self.stopped = False
+        self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
+        self.frame_ms: list[float] = []
+        self.library = ClipLibrary(self.size, keep=2 * max(1, len(scene.genres)) + 2)
+        for name, default, lo, hi, help in (
+                ("master.fader", 1.0, 0, 1, "master brightness"),
+                ("master.crossfade", 0.5, 0, 1, "A/B crossfader: 0 = deck A, 1 = deck B, both full in the middle"),
+                ("tempo.bpm", scene.bpm, 20, 300, "beats per minute"),
+                ("genre.fade", scene.fade, 0, 60, "genre crossfade seconds"),
+                ("autopilot.bars", scene.autopilot_bars, 0, 1024, "switch genre every N bars (0: off)")):
+            self.store.define(Param(name, default, lo, hi, kind="int" if name == "autopilot.bars" else "float",
+                                    help=help))
+        self.layers = [Layer(spec, self._make_source, self.store) for spec in scene.layers]
+        self.master_fx = [EffectRuntime(e) for e in scene.effects]
+        ids = [e.spec.id for layer in self.layers for e in layer.effects] + [e.spec.id for e in self.master_fx]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ConfigError(f"{scene.path}: effect id {sorted(dup)[0]!r} is used twice; give each an id")
+        for fx in self.master_fx:
+            for p in fx.params():
+                self.store.define(p)
+        for name, value in scene.initial.items():
+            if name not in self.store:
+                raise ConfigError(f"{scene.path} [initial]: {name!r} is not a parameter (see vj osc --list)")
+            self.store.values[name] = self.store.params[name].coerce(value)
+        if self.genre:
+            show_log.info("genre: %s", self.genre)
+
+    # -- sources
+    def _make_source(self, kind: str, genre: str | None) -> Source:
+        spec = self.scene.genres.get(genre) if genre else None
+        if kind in GENRE_KINDS and spec is None:
+            raise ValueError("the scene has no genre for this layer")
+        seed = sorted(self.scene.genres).index(genre) if genre else 0
+        if kind == "clip":
+            return ClipSource(self.size, spec.clips, self.exact, self.library, seed=seed)
+        if kind == "generator":
+            if spec.generator is None:
+                raise FileNotFoundError(f"genre {genre!r} has no generator")
+            return GeneratorSource(self.size, spec.generator, self.exact, seed=seed, device=self.device)
+        if kind == "mosaic":
+            from mosaic.animate import MosaicSource
+
+            if spec.mosaic is None:
+                raise FileNotFoundError(f"genre {genre!r} has no mosaic")
+            return MosaicSource(self.size, spec.mosaic, self.exact, focus=spec.clips, seed=seed)
+        return {"solid": SolidSource, "gradient": GradientSource}[kind](self.size, self.exact)
+
+    # -- events
+    def switch_genre(self, genre: str, source: str = "") -> None:
+        if genre not in self.scene.genres:
+            self.store.drop("unknown genre")
+            return
+        if genre == self.genre:
+            return
+        self.fade_from, self.genre, self.fade_start = self.genre, genre, self.t
+        show_log.info("genre: %s -> %s at %.2fs%s", self.fade_from, genre, self.t, f" ({source})" if source else "")
+        for listener in self.genre_listeners:
+            listener(genre)
+
+    def fire_cue(self, cue: Cue) -> None:
+        show_log.info("cue%s at %.2fs", f" {cue.name}" if cue.name else "", self.t)
+        for name, value in cue.set.items():
+            self.store.push(name, value, "cue")
+        for name, value in cue.commands:
+            self.store.push(name, value, "cue")
+        if cue.genre:
+            self.store.push("genre", cue.genre, "cue")
+
+    def _apply_commands(self) -> None:
+        drained = self.store.drain()
+        if "tempo.bpm" in drained.changed:
+            self.tempo.set_bpm(drained.changed["tempo.bpm"], self.t)
+        for ev in drained.commands:
+            try:
+                if ev.name == "genre":
+                    self.switch_genre(str(ev.value), ev.source)
+                elif ev.name == "tap":
+                    self.store.values["tempo.bpm"] = self.tempo.tap(self.t)
+                elif ev.name == "bpm":
+                    self.tempo.set_bpm(float(ev.value), self.t)
+                    self.store.values["tempo.bpm"] = self.tempo.bpm
+                elif ev.name == "cue":
+                    cue = self.named_cues.get(str(ev.value))
+                    if cue is None:
+                        self.store.drop("unknown cue")
+                    else:
+                        self.fire_cue(cue)
+                        self._apply_commands()
+                elif ev.name == "jump":
+                    for layer in self.layers:
+                        src = layer.sources.get(layer.key(self.genre))
+                        if src is not None:
+                            src.command("jump", int(self.tempo.beat(self.t) * 1000))
+            except (TypeError, ValueError):
+                self.store.drop("bad value")
+
+    def _autopilot(self, beat: float) -> None:
+        bars = int(self.store.values["autopilot.bars"])
+        if bars <= 0 or len(self.scene.genres) < 2:
+            return
+        bar = int(beat // (4 * bars))
+        if bar != self.last_autopilot_bar:
+            self.last_autopilot_bar = bar
+            names = list(self.scene.genres)
+            nxt = names[(names.index(self.genre) + 1) % len(names)] if self.genre in names else names[0]
+            self.switch_genre(nxt, "autopilot")
+
+    # -- one frame
+    def step(self, t: float) -> np.ndarray:
+        t0 = time.perf_counter()
+        self.t = t
+        while self.next_cue < len(self.cues) and self.cues[self.next_cue].time <= t + 1e-9:
+            self.fire_cue(self.cues[self.next_cue])
+            self.next_cue += 1
+        self._apply_commands()
+        beat = self.tempo.beat(t)
+        self._autopilot(beat)
+        self._apply_commands()
+        ctx = FrameContext(t=t, beat=beat, index=self.index)
+        frame = self.composite(ctx)
+        self.index += 1
+        self.frame_ms.append((time.perf_counter() - t0) * 1000)
+        return frame
+
+    def _fade(self) -> float:
+        fade = self.store.values["genre.fade"]
+        if self.fade_from is None:
+            return 1.0
+        a = 1.0 if fade <= 0 else (self.t - self.fade_start) / fade
+        if a >= 1.0:
+            self.fade_from = None
+            return 1.0
+        return max(0.0, a)
+
+    def composite(self, ctx: FrameContext) -> np.ndarray:
+        w, h = self.size
+        out = np.zeros((h, w, 3), np.uint8)
+        values = self.store.values
+        x = values["master.crossfade"]
+        deck_gain = {"": 1.0, "A": min(1.0, 2 * (1 - x)), "B": min(1.0, 2 * x)}
+        fade = self._fade()
+        for layer in self.layers:
+            opacity = values[layer.prefix + "opacity"] * deck_gain[layer.spec.deck]
+            if opacity <= 0:
+                continue
+            p = {q.name: values[layer.prefix + q.name] for q in layer.source_params}
+            frame = layer.render(self.genre, ctx, p, self.size)
+            if self.fade_from is not None and layer.spec.source in GENRE_KINDS:
+                old = layer.render(self.fade_from, ctx, p, self.size)
+                black = np.zeros_like(out)
+                frame = cv2.addWeighted(old if old is not None else black, 1 - fade,
+                                        frame if frame is not None else black, fade, 0)
+            if frame is None:
+                frame = np.zeros_like(out)
+            for fx in layer.effects:
+                frame = fx.apply(frame, ctx, self.store)
+            out = blend(out, frame, self.store.choice(layer.prefix + "blend"), opacity)
+        for fx in self.master_fx:
+            out = fx.apply(out, ctx, self.store)
+        fader = values["master.fader"]
+        if fader < 1:
+            out = cv2.convertScaleAbs(out, alpha=fader)
+        return out
+
+    # -- the loop
+    def run(self, clock, outputs: list[Output], seconds: float | None = None, frames: int | None = None,
+            on_frame: Callable[[int], None] | None = None) -> int:
+        """Run until ``frames``/``seconds`` are done, ``stop()`` is called, or Ctrl-C. Returns frames shown."""
+        limit = frames if frames is not None else (round(seconds * self.fps) if seconds else None)
+        outputs = list(outputs)
+        shown = 0
+        try:
+            while not self.stopped and (limit is None or shown < limit):
+                t = clock.tick()
+                frame = self.step(t)
+                for out in list(outputs):
+                    try:
+                        out.write(frame, t)
+                    except StopIteration:  # the window was closed
+                        self.stopped = True
+                    except Exception as exc:  # noqa: BLE001 - an output failing must not stop the show
+                        show_log.warning("output %s failed and was dropped: %s", type(out).__name__, exc)
+                        outputs.remove(out)
+                shown += 1
+                if on_frame:
+                    on_frame(shown)
+        except KeyboardInterrupt:
+            show_log.info("stopped (Ctrl-C) after %d frames", shown)
+        finally:
+            for out in outputs:
+                try:
+                    out.close()
+                except Exception as exc:  # noqa: BLE001
+                    show_log.warning("output %s did not close cleanly: %s", type(out).__name__, exc)
+        return shown
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None:
+        for layer in self.layers:
+            layer.close()
+        self.library.close()
+
+
+def attach_log_file(path: str | Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    show_log.addHandler(handler)

@@ -1,0 +1,39 @@
+"""Video-file outputs: frame-exact for offline renders, wall-clock timed for recording a live show."""
+from __future__ import annotations
+
+import numpy as np
+
+from vj.media import VideoWriter
+
+
+class FileOutput:
+    """Every frame the engine makes, in order: with a fixed clock this is the frame-exact render."""
+
+    def __init__(self, path, fps: float, size: tuple[int, int]):
+        self.writer = VideoWriter(path, fps, size)
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class RecordOutput(FileOutput):
+    """Records a live show with its true timing: a frame is repeated for as long as it was on screen."""
+
+    def __init__(self, path, fps: float, size: tuple[int, int]):
+        super().__init__(path, fps, size)
+        self.fps = fps
+        self.t0: float | None = None
+        self.last: np.ndarray | None = None
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        if self.t0 is None:
+            self.t0 = t
+        due = int((t - self.t0) * self.fps)  # frame slots elapsed up to this moment
+        while self.last is not None and self.writer.frames < due:
+            self.writer.write(self.last)
+        if self.writer.frames <= due:
+            self.writer.write(frame)
+        self.last = frame

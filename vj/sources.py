@@ -1,0 +1,302 @@
+"""Layer sources: one protocol, ``frame(ctx, p) -> (H, W, 3) uint8`` at the output size.
+
+``ctx`` is the frame's time, beat and index (``vj.effects.FrameContext``); ``p`` holds the source's own parameters (already drained from the store this frame). Sources that do
+slow work (decoding clips, running a generator) do it in a worker thread and return their latest frame
+at once when ``exact`` is False (live); with ``exact`` True (offline render) they compute the exact
+frame for ``t`` and may block, so a render is frame-for-frame repeatable.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from vj.params import Param
+
+log = logging.getLogger(__name__)
+
+
+def cover(frame: np.ndarray, size: tuple[int, int], interp: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """Scale ``frame`` to fill ``size`` (w, h), cropping the overflow. Smooth, never blocky, upscaling."""
+    from vj.media import center_crop
+
+    w, h = size
+    crop = center_crop(frame, w / h)
+    if crop.shape[1] == w and crop.shape[0] == h:
+        return np.ascontiguousarray(crop)
+    return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp if crop.shape[1] < w else cv2.INTER_AREA)
+
+
+class Source:
+    """Base class; ``params`` are declared relative to the layer (``speed`` -> ``layer.<name>.speed``)."""
+
+    params: tuple[Param, ...] = ()
+
+    def __init__(self, size: tuple[int, int], exact: bool = False):
+        self.size = size
+        self.exact = exact
+
+    def frame(self, ctx, p: dict[str, float]) -> np.ndarray:
+        raise NotImplementedError
+
+    def command(self, name: str, value=None) -> None:
+        """Actions such as ``jump``; sources ignore what they do not know."""
+
+    def close(self) -> None:
+        pass
+
+
+class SolidSource(Source):
+    params = (Param("r", 0.0, 0, 1), Param("g", 0.0, 0, 1), Param("b", 0.0, 0, 1))
+
+    def frame(self, ctx, p):
+        color = np.array([p.get("r", 0), p.get("g", 0), p.get("b", 0)]) * 255
+        return np.broadcast_to(color.astype(np.uint8), (self.size[1], self.size[0], 3)).copy()
+
+
+class GradientSource(Source):
+    """A slowly turning two-colour gradient (a background that is never flat)."""
+
+    params = (Param("speed", 0.1, 0, 2, help="turns per 10 s"), Param("hue", 0.6, 0, 1))
+
+    def __init__(self, size, exact=False):
+        super().__init__(size, exact)
+        w, h = size
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        self._x, self._y = (x - w / 2) / h, (y - h / 2) / h
+
+    def frame(self, ctx, p):
+        a = ctx.t * p.get("speed", 0.1) * 0.628
+        v = 0.5 + 0.5 * np.tanh((self._x * np.cos(a) + self._y * np.sin(a)) * 3)
+        hue = p.get("hue", 0.6) * 2 * np.pi
+        c1 = 0.5 + 0.5 * np.cos(hue + np.array([0, 2.1, 4.2]))
+        c2 = 0.5 + 0.5 * np.cos(hue + np.pi + np.array([0, 2.1, 4.2]))
+        rgb = v[..., None] * c1 * 0.6 + (1 - v[..., None]) * c2 * 0.6
+        return (rgb * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- clips
+class ClipLibrary:
+    """Decodes clips in one worker thread, ahead of need; keeps the last few decoded clips in memory.
+
+    Clips are decoded at a reduced height (``decode_height``) and upscaled when shown: VJ loops and GAN
+    clips are soft anyway, and it keeps a clip of a minute well under a few hundred MB.
+    """
+
+    def __init__(self, size: tuple[int, int], decode_height: int = 360, keep: int = 4, max_fps: float = 30):
+        w, h = size
+        dh = min(h, decode_height)
+        self.decode_size = (max(2, round(w * dh / h / 2) * 2), dh - dh % 2)
+        self.max_fps = max_fps
+        self.keep = keep
+        self._clips: OrderedDict[Path, dict] = OrderedDict()
+        self._lock = threading.Condition()
+        self._todo: list[Path] = []
+        self._thread = threading.Thread(target=self._work, name="clip-decoder", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def request(self, path: Path) -> dict:
+        """The clip's entry (frames decoded so far, fps, done, error); starts decoding if needed."""
+        with self._lock:
+            entry = self._clips.get(path)
+            if entry is None:
+                entry = {"frames": [], "fps": 30.0, "done": False, "error": None}
+                self._clips[path] = entry
+                self._todo.append(path)
+                self._lock.notify_all()
+                while len(self._clips) > self.keep:
+                    old, old_entry = next(iter(self._clips.items()))
+                    if not old_entry["done"]:
+                        break
+                    self._clips.pop(old)
+            else:
+                self._clips.move_to_end(path)
+            return entry
+
+    def wait(self, path: Path, timeout: float = 120.0) -> dict:
+        entry = self.request(path)
+        with self._lock:
+            self._lock.wait_for(lambda: entry["done"], timeout)
+        return entry
+
+    def _work(self) -> None:
+        from vj.media import MediaError, probe, read_frames
+
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._todo or self._closed)
+                if self._closed:
+                    return
+                path = self._todo.pop(0)
+                entry = self._clips.get(path)
+            if entry is None:
+                continue
+            try:
+                fps = min(self.max_fps, probe(path).fps)
+                entry["fps"] = fps
+                for frame in read_frames(path, fps=fps, size=self.decode_size, crop="center"):
+                    entry["frames"].append(frame)
+                    if self._closed:
+                        return
+            except (MediaError, OSError) as exc:
+                entry["error"] = str(exc)
+            with self._lock:
+                entry["done"] = True
+                self._lock.notify_all()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+
+
+class ClipSource(Source):
+    """Plays a genre's clips: loop or ping-pong, speed, reverse, jumps to a random clip/position on the beat."""
+
+    params = (
+        Param("speed", 1.0, 0, 4, help="playback speed"),
+        Param("mode", 0, kind="choice", choices=("loop", "pingpong"), lo=0, hi=1),
+        Param("reverse", 0, kind="bool"),
+        Param("jump_beats", 0, 0, 64, kind="int", help="jump to a random clip and position every N beats (0: off)"),
+    )
+
+    def __init__(self, size, clips: Sequence[Path], exact=False, library: ClipLibrary | None = None, seed: int = 0):
+        super().__init__(size, exact)
+        if not clips:
+            raise FileNotFoundError("no clips to play")
+        self.clips = [Path(c) for c in clips]
+        self.library = library or ClipLibrary(size)
+        self._own_library = library is None
+        self.current = 0
+        self.pos = 0.0            # frames into the current clip
+        self.last_t: float | None = None
+        self.last_jump_beat = 0
+        self.seed = seed
+        self._last = np.zeros((size[1], size[0], 3), np.uint8)
+        self.library.request(self.clips[0])
+        for c in self.clips[1:3]:
+            self.library.request(c)
+
+    def command(self, name, value=None):
+        if name == "jump":
+            self._jump(int(value) if isinstance(value, (int, float)) else self.last_jump_beat + 1)
+
+    def _jump(self, salt: int) -> None:
+        rng = np.random.default_rng((self.seed, salt))
+        self.current = int(rng.integers(len(self.clips)))
+        self.pos = float(rng.random()) * 1e6  # wrapped by the clip length when shown
+
+    def frame(self, ctx, p):
+        t, beat = ctx.t, ctx.beat
+        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
+        self.last_t = t
+        every = int(p.get("jump_beats", 0))
+        if every > 0 and int(beat // every) != self.last_jump_beat:
+            self.last_jump_beat = int(beat // every)
+            self._jump(self.last_jump_beat)
+        path = self.clips[self.current]
+        entry = self.library.wait(path) if self.exact else self.library.request(path)
+        if entry["error"]:
+            raise RuntimeError(f"{path.name}: {entry['error']}")
+        frames = entry["frames"]
+        self.pos += dt * entry["fps"] * p.get("speed", 1.0)
+        n = len(frames) if entry["done"] else 0
+        if n == 0:
+            if frames:  # still decoding: play what is there, never wait
+                idx = min(int(self.pos), len(frames) - 1)
+                self._last = cover(frames[idx], self.size, cv2.INTER_LINEAR)
+            return self._last
+        i = int(self.pos)
+        if int(p.get("mode", 0)) == 1 and n > 1:
+            period = 2 * n - 2
+            i %= period
+            i = i if i < n else period - i
+        else:
+            i %= n
+        if p.get("reverse", 0) >= 0.5:
+            i = n - 1 - i
+        self._last = cover(frames[i], self.size, cv2.INTER_LINEAR)
+        return self._last
+
+    def close(self):
+        if self._own_library:
+            self.library.close()
+
+
+# ---------------------------------------------------------------- live generator
+class GeneratorSource(Source):
+    """A genre's trained generator as a live latent walk; runs in a worker at its own rate when live."""
+
+    params = (
+        Param("speed", 1.0, 0, 8, help="walk speed"),
+        Param("smooth", 1.0, 0, 1, help="ease in/out at key points"),
+        Param("jitter", 0.0, 0, 1, help="per-frame latent noise"),
+    )
+
+    def __init__(self, size, ckpt: Path, exact=False, seed: int = 0, device: str = "cpu"):
+        super().__init__(size, exact)
+        import torch
+
+        from gan.model import load_generator
+        from gan.walk import LatentWalk
+
+        self.torch = torch
+        self.G = load_generator(ckpt, device)
+        self.device = device
+        self.walk = LatentWalk(self.G.nz, keys=8, seconds_per_key=2.0, seed=seed)
+        self.walk_t = 0.0
+        self.last_t: float | None = None
+        self._latest = np.zeros((size[1], size[0], 3), np.uint8)
+        self._want: tuple[float, float, float] | None = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread = None
+        if not exact:
+            self._thread = threading.Thread(target=self._work, name="generator", daemon=True)
+            self._thread.start()
+
+    def _render(self, walk_t: float, smooth: float, jitter: float) -> np.ndarray:
+        from gan.walk import to_uint8
+
+        self.walk.smooth = smooth
+        z = self.walk(walk_t, jitter=jitter).unsqueeze(0).to(self.device)
+        with self.torch.no_grad():
+            img = to_uint8(self.G(z))[0]
+        return cover(img, self.size, cv2.INTER_CUBIC)
+
+    def _work(self) -> None:
+        self.torch.set_num_threads(1)  # leave the other core to the render loop
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._want is not None or self._stop)
+                if self._stop:
+                    return
+                want, self._want = self._want, None
+            self._latest = self._render(*want)
+
+    def frame(self, ctx, p):
+        dt = 0.0 if self.last_t is None else max(0.0, ctx.t - self.last_t)
+        self.last_t = ctx.t
+        self.walk_t += dt * p.get("speed", 1.0)
+        want = (self.walk_t, p.get("smooth", 1.0), p.get("jitter", 0.0))
+        if self.exact:
+            return self._render(*want)
+        with self._cv:
+            self._want = want
+            self._cv.notify()
+        return self._latest
+
+    def close(self):
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+
+
+SOURCE_KINDS = ("clip", "generator", "mosaic", "solid", "gradient")
+GENRE_KINDS = ("clip", "generator", "mosaic")  # these follow the current genre
