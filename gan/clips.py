@@ -74,12 +74,12 @@ def learning_clip(run_dir: Path, out: Path, fps: float = 30, latent: int | None 
 def walk_clip(run_dir: Path, out: Path, seconds: float, fps: float = 30, height: int | None = None,
               keys: int = 8, seed: int = 0, device: str = "cpu", progress: bool = True) -> int:
     """Write a seamless looping latent walk; returns its frame count."""
-    generator = load_generator(run_dir / "ckpt.pt", device)
+    generator, fixed_noise = load_generator(run_dir / "ckpt.pt", device)
     h = _even(height or generator.size)
     size = (h, h)
     n = max(1, int(round(seconds * fps)))
     with VideoWriter(out, fps, size) as writer:
-        for frame in tqdm(walk_frames(generator, seconds, fps, keys, seed), total=n, desc="latent walk",
+        for frame in tqdm(walk_frames(generator, seconds, fps, keys, seed, reference=fixed_noise), total=n, desc="latent walk",
                           unit="frame", disable=not progress):
             writer.write(upscale(frame, size) if frame.shape[0] != h else frame)
     return writer.frames

@@ -68,10 +68,10 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def load_generator(ckpt_path, device: str | torch.device = "cpu") -> Generator:
-    """A trained generator from a run's ckpt.pt, in eval mode (for walks and live layers)."""
+def load_generator(ckpt_path, device: str | torch.device = "cpu") -> tuple[Generator, torch.Tensor]:
+    """A trained generator from a run's ckpt.pt, in eval mode, and the run's fixed latent batch."""
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     cfg = ckpt["cfg"]
     g = Generator(cfg["size"], cfg["nz"], cfg["ngf"])
     g.load_state_dict(ckpt["G"])
-    return g.to(device).eval()
+    return g.to(device).eval(), ckpt["fixed_noise"]

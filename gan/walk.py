@@ -45,17 +45,49 @@ class LatentWalk:
         return z
 
 
+class BatchStatsRenderer:
+    """Runs a generator the way its training samples were made: BatchNorm on batch statistics.
+
+    DCGAN generators drift to grey in eval mode when the running averages are young, so each latent is
+    rendered together with a fixed reference batch (the run's fixed noise), in train mode with BatchNorm
+    momentum 0 (running averages untouched). The reference is fixed, so frames do not flicker.
+    """
+
+    def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 15, seed: int = 0):
+        self.G = generator
+        if reference is None:
+            reference = torch.randn(size, generator.nz, generator=torch.Generator().manual_seed(seed))
+        self.device = next(generator.parameters()).device
+        self.reference = reference[:size].to(self.device)
+        self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, nz) -> (B, 3, S, S) in [-1, 1]."""
+        saved = [(m.training, m.momentum) for m in self.bns]
+        for m in self.bns:
+            m.train()
+            m.momentum = 0.0
+        try:
+            out = self.G(torch.cat([z.to(self.device), self.reference]))[: len(z)]
+        finally:
+            for m, (training, momentum) in zip(self.bns, saved):
+                m.train(training)
+                m.momentum = momentum
+        return out
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def walk_frames(generator, seconds: float, fps: float, keys: int = 8, seed: int = 0, batch: int = 32):
+def walk_frames(generator, seconds: float, fps: float, keys: int = 8, seed: int = 0, batch: int = 16,
+                reference: torch.Tensor | None = None):
     """Yield (S, S, 3) uint8 frames of one full, seamless loop of ``seconds``."""
     n = max(1, int(round(seconds * fps)))
     walk = LatentWalk(generator.nz, keys=keys, seconds_per_key=seconds / keys, seed=seed)
-    device = next(generator.parameters()).device
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            z = torch.stack([walk(i / fps) for i in range(start, min(n, start + batch))]).to(device)
-            yield from to_uint8(generator(z))
+    render = BatchStatsRenderer(generator, reference)
+    for start in range(0, n, batch):
+        z = torch.stack([walk(i / fps) for i in range(start, min(n, start + batch))])
+        yield from to_uint8(render(z))

@@ -73,29 +73,44 @@ class MosaicAnimator:
         self.tsne_px = ((coords - lo) / np.maximum(hi - lo, 1e-9) * [self.cw * 0.9, self.ch * 0.9]
                         + [self.cw * 0.05, self.ch * 0.05]).astype(np.float32)
         self._thumbs: dict[tuple[int, int], np.ndarray] = {}
+        strips = built.strips
+        # in memory, not memory-mapped: a tile paste must not pay a page-in on the frame loop
+        self._strips = np.array(strips) if strips is not None and len(strips) == self.n_cells else None
         self._extractor = None
 
     # ------------------------------------------------------------ pasting single cells
     def _mask(self, cell: int):
+        """(bbox slices, (h, w, 3) mask, tile window or None): most cells read their tile as one window.
+
+        The mask is stored per channel: np.copyto with a broadcast (h, w, 1) mask is 8x slower."""
         if cell not in self._masks:
             sl = self._slices[cell]
             mask = self._cell_map[sl] == cell
-            self._masks[cell] = (sl, mask, self._local[sl][mask])
+            local = self._local[sl]
+            h, w = local.shape
+            v0, u0 = divmod(int(local[0, 0]), self.tile)
+            ident = (np.arange(h)[:, None] + v0) * self.tile + (np.arange(w)[None, :] + u0)
+            window = (slice(v0, v0 + h), slice(u0, u0 + w)) if np.array_equal(local, ident) else None
+            self._masks[cell] = (sl, np.repeat(mask[..., None], 3, axis=2), window, local[mask])
         return self._masks[cell]
 
     def paste(self, cell: int, tile_img: np.ndarray | None, token) -> None:
         """Show ``tile_img`` (any size, square) in ``cell``; None restores the cell's own frame."""
         if self.shown.get(cell) == token:
             return
-        sl, mask, local = self._mask(cell)
+        sl, mask, window, local = self._mask(cell)
         if tile_img is None:
-            self.canvas[sl][mask] = self.base[sl][mask]
+            src = self.base[sl]
         else:
             if tile_img.shape[0] != self.tile:
                 tile_img = cv2.resize(np.ascontiguousarray(tile_img), (self.tile, self.tile),
                                       interpolation=cv2.INTER_LINEAR)
-            view = self.canvas[sl]
-            view[mask] = tile_img.reshape(-1, 3)[local]
+            if window is None:  # an edge cell whose pixels repeat tile pixels: gather them
+                self.canvas[sl][mask[..., 0]] = tile_img.reshape(-1, 3)[local]
+                self.shown[cell] = token
+                return
+            src = tile_img[window]
+        np.copyto(self.canvas[sl], src, where=mask)
         self.shown[cell] = token
 
     def _nearest_other_frames(self) -> np.ndarray:
@@ -170,18 +185,21 @@ class MosaicAnimator:
         return cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     def _update_tiles(self, t, beat, visible, play, ripple) -> None:
-        strips = self.built.strips
+        """Paste what each visible cell should show now; cells whose content did not change cost nothing."""
         flips = self._ripple_flips(t, beat, ripple)
-        for cell in visible:
-            cell = int(cell)
+        strips = self._strips
+        k = strips.shape[1] if strips is not None else 0
+        for cell in visible.tolist():
             if cell in flips:
                 frame = int(self._neighbour[cell])
-                self.paste(cell, np.asarray(self.built.atlas[frame]), ("flip", frame))
-            elif play >= 0.5 and strips is not None and len(strips) == self.n_cells:
-                k = strips.shape[1]
+                token = ("flip", frame)
+                if self.shown.get(cell) != token:
+                    self.paste(cell, np.asarray(self.built.atlas[frame]), token)
+            elif play >= 0.5 and k:
                 j = int(t * 4 + (cell * 7919) % k) % k   # each tile at its own offset, 4 fps
-                self.paste(cell, np.asarray(strips[cell, j]), ("play", j))
-            else:
+                if self.shown.get(cell) != ("play", j):
+                    self.paste(cell, strips[cell, j], ("play", j))
+            elif self.shown.get(cell) is not None:
                 self.paste(cell, None, None)
 
     def _ripple_flips(self, t: float, beat: float, every: float) -> set[int]:

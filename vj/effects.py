@@ -89,14 +89,8 @@ def scanlines(frame, ctx, strength, spacing):
         return frame
     out = frame.copy()
     step = max(2, int(spacing))
-    band = out[::step]
-    band[:] = _scale_lut(1.0 - strength)[band]
+    out[::step] = cv2.convertScaleAbs(out[::step], alpha=1.0 - strength)
     return out
-
-
-@lru_cache(maxsize=64)
-def _scale_lut(k: float) -> np.ndarray:
-    return np.clip(np.arange(256) * k, 0, 255).astype(np.uint8)
 
 
 @effect("feedback", "trails: the previous output fades under the new frame", Input("amount", 0.8, 0, 0.98),

@@ -1,0 +1,388 @@
+"""The engine: blend modes and effects on tiny arrays, parameter flow, genres, renders, failures, window."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_vj
+from vj.clock import FixedClock
+from vj.config import ConfigError
+from vj.effects import BLEND_MODES, EFFECTS, FrameContext, apply, blend
+from vj.engine import Engine
+from vj.media import VideoWriter, count_frames
+from vj.params import Param, ParamStore
+from vj.scene import load_cues, load_scene
+from vj.tempo import Tempo
+
+
+def px(*rgb) -> np.ndarray:
+    return np.array(rgb, np.uint8).reshape(1, 1, 3)
+
+
+# ---------------------------------------------------------------- blend modes
+@pytest.mark.parametrize("mode,expected", [
+    ("normal", (200, 40, 0)), ("add", (255, 140, 128)), ("screen", (231, 117, 128)),
+    ("multiply", (78, 4, 0)), ("difference", (100, 60, 128)), ("lighten", (200, 100, 128)),
+])
+def test_blend_modes_match_their_formulas(mode, expected):
+    base, top = px(100, 100, 128), px(200, 40, 0)
+    assert np.abs(blend(base, top, mode).astype(int) - expected).max() <= 1
+
+
+def test_blend_opacity_mixes_and_zero_keeps_base():
+    base, top = px(0, 0, 0), px(200, 100, 50)
+    assert tuple(blend(base, top, "normal", 0.5)[0, 0]) == (100, 50, 25)
+    assert blend(base, top, "add", 0.0) is base
+    assert set(BLEND_MODES) == {"normal", "add", "screen", "multiply", "difference", "lighten"}
+
+
+# ---------------------------------------------------------------- effects
+def frame_lr() -> np.ndarray:
+    f = np.zeros((4, 8, 3), np.uint8)
+    f[:, :4] = (255, 0, 0)
+    f[:, 4:] = (0, 0, 255)
+    return f
+
+
+def test_invert_posterize_mirror():
+    ctx = FrameContext()
+    assert tuple(apply("invert", px(10, 20, 30), ctx)[0, 0]) == (245, 235, 225)
+    assert tuple(apply("posterize", px(100, 140, 250), ctx, levels=2)[0, 0]) == (0, 255, 255)
+    m = apply("mirror", frame_lr(), ctx, mode=1)
+    assert (m[:, 4:] == m[:, :4][:, ::-1]).all() and (m == (255, 0, 0)).all(-1).all()
+
+
+def test_rgb_split_moves_red_right_and_blue_left():
+    f = np.zeros((2, 1280, 3), np.uint8)
+    f[:, 640] = 255
+    out = apply("rgb_split", f, FrameContext(), amount=5)
+    assert out[0, 645, 0] == 255 and out[0, 635, 2] == 255 and out[0, 640, 1] == 255
+
+
+def test_scanlines_darken_every_nth_row():
+    out = apply("scanlines", np.full((6, 4, 3), 200, np.uint8), FrameContext(), strength=0.5, spacing=3)
+    assert (out[::3] == 100).all() and (out[1::3] == 200).all()
+
+
+def test_strobe_follows_the_beat():
+    f = np.zeros((2, 2, 3), np.uint8)
+    assert (apply("strobe", f, FrameContext(beat=4.05), amount=1, rate=1, duty=0.2) == 255).all()
+    assert (apply("strobe", f, FrameContext(beat=4.5), amount=1, rate=1, duty=0.2) == 0).all()
+
+
+def test_hue_shift_rotates_red_to_green():
+    out = apply("hue_shift", np.full((2, 2, 3), (200, 0, 0), np.uint8), FrameContext(), degrees=120)
+    r, g, b = out[0, 0].astype(int)
+    assert g > 150 and r < 40 and b < 40
+
+
+def test_zoom_rotate_identity_and_turn():
+    f = frame_lr()
+    assert apply("zoom_rotate", f, FrameContext()) is f
+    turned = apply("zoom_rotate", np.repeat(np.repeat(f, 8, 0), 4, 1), FrameContext(), angle=180)
+    assert turned[16, 2, 2] > 200 and turned[16, -3, 0] > 200  # left and right swapped
+
+
+def test_feedback_leaves_a_fading_trail():
+    ctx = FrameContext(state={})
+    bright = np.full((2, 2, 3), 200, np.uint8)
+    apply("feedback", bright, ctx, amount=0.5, zoom=1.0)
+    out = apply("feedback", np.zeros_like(bright), ctx, amount=0.5, zoom=1.0)
+    assert (out == 100).all()
+
+
+def test_glitch_is_repeatable_per_frame_and_kaleidoscope_is_symmetric():
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    a = apply("glitch", f, FrameContext(index=3), amount=1.0)
+    assert np.array_equal(a, apply("glitch", f, FrameContext(index=3), amount=1.0)) and not np.array_equal(a, f)
+    k = apply("kaleidoscope", f, FrameContext(), segments=4, spin=0)
+    assert np.abs(k.astype(int) - k[::-1].astype(int)).mean() < 12  # mirrored wedges: top ~ bottom
+
+
+def test_every_effect_keeps_shape_and_dtype():
+    f = np.random.default_rng(1).integers(0, 255, (36, 64, 3), dtype=np.uint8)
+    for name, fx in EFFECTS.items():
+        out = apply(name, f, FrameContext(t=1.0, beat=2.3, index=5, state={}))
+        assert out.shape == f.shape and out.dtype == np.uint8, name
+
+
+# ---------------------------------------------------------------- parameters and tempo
+def test_param_store_clamps_drops_counts_and_last_value_wins():
+    s = ParamStore()
+    s.define(Param("a", 0.5))
+    s.define(Param("mode", 0, 0, 2, kind="choice", choices=("x", "y", "z")))
+    for v in (0.2, 7.0, 0.9):
+        s.push("a", v)
+    s.push("nope", 1)
+    s.push("a", "not a number")
+    s.push("a", float("nan"))
+    s.push("mode", "z")
+    d = s.drain()
+    assert s["a"] == 0.9 and d.changed["a"] == 0.9 and s.choice("mode") == "z"
+    assert s.dropped == {"unknown": 1, "bad value": 2}
+    s.push("a", ("add", 0.5))
+    s.drain()
+    assert s["a"] == 1.0  # clamped
+    s.push("a", "toggle")
+    s.drain()
+    assert s["a"] == 0.0
+
+
+def test_tap_tempo_and_phase_continuity():
+    tempo = Tempo(120)
+    for t in (10.0, 10.5, 11.0, 11.5):
+        tempo.tap(t)
+    assert tempo.bpm == pytest.approx(120) and tempo.beat(11.5) == pytest.approx(round(tempo.beat(11.5)))
+    for t in (20.0, 20.4, 20.8):
+        tempo.tap(t)
+    assert tempo.bpm == pytest.approx(150)
+    before = tempo.beat(30.0)
+    tempo.set_bpm(90, 30.0)
+    assert tempo.beat(30.0) == pytest.approx(before)
+
+
+# ---------------------------------------------------------------- scenes on real files
+def solid_video(path: Path, color, seconds=1.0, fps=10, size=(64, 36)) -> Path:
+    with VideoWriter(path, fps, size) as w:
+        for i in range(int(seconds * fps)):
+            f = np.zeros((size[1], size[0], 3), np.uint8)
+            f[:] = color
+            f[: 1 + i % size[1]] //= 2  # a moving band: frames differ
+            w.write(f)
+    return path
+
+
+def make_generator_ckpt(path: Path, seed: int) -> Path:
+    """A real (untrained) generator checkpoint in the run format."""
+    import torch
+
+    from gan.config import TrainConfig
+    from gan.model import Generator, init_weights
+
+    torch.manual_seed(seed)
+    g = Generator(64, 16, 8)
+    g.apply(init_weights)
+    cfg = TrainConfig(size=64, nz=16, ngf=8).to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"G": g.state_dict(), "cfg": cfg, "fixed_noise": torch.randn(8, 16)}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def show(tmp_path_factory):
+    d = tmp_path_factory.mktemp("show")
+    solid_video(d / "red.mp4", (220, 30, 30))
+    solid_video(d / "blue.mp4", (30, 30, 220))
+    make_generator_ckpt(d / "g_red.pt", 1)
+    make_generator_ckpt(d / "g_blue.pt", 2)
+    scene = d / "scene.toml"
+    scene.write_text(textwrap.dedent("""
+        [output]
+        size = "96x64"
+        fps = 10
+        [tempo]
+        bpm = 120
+        [genre]
+        initial = "red"
+        fade = 0.5
+        [genres.red]
+        clips = ["red.mp4"]
+        generator = "g_red.pt"
+        [genres.blue]
+        clips = ["blue.mp4"]
+        generator = "g_blue.pt"
+        [[layers]]
+        name = "clips"
+        source = "clip"
+        [[layers]]
+        name = "gan"
+        source = "generator"
+        blend = "add"
+        opacity = 0.0
+        [[effects]]
+        type = "invert"
+        id = "inv"
+        amount = 0
+        [keys]
+        "i" = "fx.inv.amount=1"
+        "b" = "genre blue"
+    """))
+    cues = d / "cues.toml"
+    cues.write_text(textwrap.dedent("""
+        [[cue]]
+        at = 1.0
+        genre = "blue"
+        [[cue]]
+        beat = 4
+        name = "invert"
+        set = { "fx.inv.amount" = 1 }
+    """))
+    return d, scene, cues
+
+
+def test_a_cue_reaches_the_effect_input_and_switches_genre(show):
+    d, scene_path, cues_path = show
+    scene = load_scene(scene_path)
+    engine = Engine(scene, exact=True, cues=load_cues(cues_path, scene.bpm))
+    clock = FixedClock(10)
+    frames = [engine.step(clock.tick()) for _ in range(25)]
+    engine.close()
+    red = frames[5].mean((0, 1))
+    assert red[0] > 150 and red[2] < 60
+    blue = frames[18].mean((0, 1))  # after the 0.5 s crossfade, before the invert cue at 2 s
+    assert blue[2] > 150 and blue[0] < 60
+    inverted = frames[22].mean((0, 1))  # beat 4 at 120 BPM = 2 s: invert on
+    assert inverted[0] > 150 and inverted[2] < 100
+    assert engine.store["fx.inv.amount"] == 1.0
+
+
+def test_genre_switch_changes_clip_and_generator_sources(show):
+    d, scene_path, _ = show
+    engine = Engine(load_scene(scene_path), exact=True)
+    engine.store.values["layer.gan.opacity"] = 1.0
+    clock = FixedClock(10)
+    engine.step(clock.tick())
+    before = {layer.spec.name: layer.sources["red"] for layer in engine.layers}
+    engine.store.push("genre", "blue", "test")
+    for _ in range(8):
+        engine.step(clock.tick())
+    after = {layer.spec.name: layer.sources["blue"] for layer in engine.layers}
+    assert engine.genre == "blue"
+    for name in before:
+        assert after[name] is not None and after[name] is not before[name]
+    assert after["gan"].G is not before["gan"].G
+    engine.close()
+
+
+def test_offline_render_has_the_exact_frame_count_and_repeats_exactly(show, tmp_path):
+    d, scene_path, cues_path = show
+    for name in ("a.mp4", "b.mp4"):
+        run_vj("render", str(scene_path), "--cues", str(cues_path), "--seconds", "3", "--fps", "12",
+               "--out", str(tmp_path / name), "--log", str(tmp_path / "show.log"), check=True)
+    assert count_frames(tmp_path / "a.mp4") == 36
+    digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.mp4", "b.mp4")]
+    assert digest[0] == digest[1]
+    log = (tmp_path / "show.log").read_text()
+    assert "genre: red -> blue at 1.00s" in log and "cue invert at 2.00s" in log
+
+
+def test_missing_clip_and_raising_source_show_black_and_log_once(show, tmp_path, caplog):
+    d, scene_path, _ = show
+    text = scene_path.read_text().replace('clips = ["blue.mp4"]', 'clips = ["gone.mp4"]')
+    broken = d / "broken.toml"
+    broken.write_text(text)
+    with caplog.at_level(logging.WARNING):
+        scene = load_scene(broken)
+        engine = Engine(scene, exact=True, cues=[])
+        engine.switch_genre("blue")
+        clock = FixedClock(10)
+        frames = [engine.step(clock.tick()) for _ in range(10)]
+    assert "gone.mp4" in caplog.text and "matches no file" in caplog.text
+    assert frames[-1].max() == 0  # blue genre: no clip -> black, the show went on
+    assert caplog.text.count("layer clips (blue) failed") == 1
+    engine.close()
+
+
+def test_scene_errors_name_file_key_and_value(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[layers]]\nname = "x"\nsource = "clip"\nblend = "overlay"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml \[\[layers\]\]\[0\]: blend = 'overlay'"):
+        load_scene(bad)
+    bad.write_text('[output]\nsize = "1920x1080"\nfsp = 30\n')
+    with pytest.raises(ConfigError, match="unknown key 'fsp'"):
+        load_scene(bad)
+    bad.write_text('[[effects]]\ntype = "blur"\n')
+    with pytest.raises(ConfigError, match="'blur' is not an effect"):
+        load_scene(bad)
+
+
+def test_presets_check_passes_on_every_shipped_preset():
+    proc = run_vj("presets", "check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " 0 with errors" in proc.stdout
+
+
+def test_record_output_keeps_true_timing(tmp_path):
+    from vj.outputs.file import RecordOutput
+
+    rec = RecordOutput(tmp_path / "r.mp4", 10, (32, 32))
+    for t in (0.0, 0.1, 0.5, 0.6):  # a stall between 0.1 and 0.5 s
+        rec.write(np.full((32, 32, 3), int(t * 200), np.uint8), t)
+    rec.close()
+    assert count_frames(tmp_path / "r.mp4") == 7  # slots 0..6; the stalled frame is held
+
+
+# ---------------------------------------------------------------- the window
+def test_window_shows_the_composed_frame_and_keys_act(show, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    from vj.outputs.window import WindowOutput
+
+    d, scene_path, _ = show
+    engine = Engine(load_scene(scene_path), exact=True)
+    window = WindowOutput(engine.size, engine.store, engine.scene.keys)
+    clock = FixedClock(10)
+    frame = engine.step(clock.tick())
+    window.write(frame, 0.0)
+    assert np.array_equal(window.screenshot(), frame)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_i, mod=0, unicode="i", scancode=0))
+    window.write(frame, 0.1)
+    engine.step(clock.tick())
+    assert engine.store["fx.inv.amount"] == 1.0  # the key reached the effect's input
+    window.close()
+    engine.close()
+
+
+@pytest.mark.skipif(not os.environ.get("VJ_TEST_DISPLAY"), reason="no Xvfb (scripts/test.sh starts one)")
+def test_real_window_screenshot_under_xvfb(show, tmp_path):
+    d, scene_path, _ = show
+    script = f"""
+import numpy as np, time
+from PIL import ImageGrab
+from vj.scene import load_scene
+from vj.engine import Engine
+from vj.clock import FixedClock
+from vj.outputs.window import WindowOutput
+e = Engine(load_scene({str(scene_path)!r}), exact=True)
+w = WindowOutput(e.size, e.store, {{}})
+f = e.step(FixedClock(10).tick())
+for _ in range(5):
+    w.write(f, 0.0); time.sleep(0.1)
+shot = np.asarray(ImageGrab.grab(xdisplay={os.environ.get('VJ_TEST_DISPLAY')!r}).convert('RGB'))
+np.save({str(tmp_path / 'shot.npy')!r}, shot)
+np.save({str(tmp_path / 'frame.npy')!r}, f)
+"""
+    env = {**os.environ, "SDL_VIDEODRIVER": "x11", "DISPLAY": os.environ["VJ_TEST_DISPLAY"]}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    shot, frame = np.load(tmp_path / "shot.npy"), np.load(tmp_path / "frame.npy")
+    from PIL import Image
+
+    Image.fromarray(shot).save(tmp_path / "screenshot.png")
+    # the window sits somewhere on the screen: find the frame's mean colour in a frame-sized region
+    h, w = frame.shape[:2]
+    red_pixels = (shot[..., 0] > 150) & (shot[..., 2] < 80)
+    assert red_pixels.sum() >= 0.8 * h * w
+
+
+def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):
+    proc = run_vj("demo", "--out", str(tmp_path / "demo"), "--train-seconds", "8", "--seconds", "2",
+                  "--size", "320x180", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "demo"
+    assert count_frames(out / "showcase.mp4") == 60
+    assert (out / "poster.png").exists() and (out / "runs" / "mosaic" / "demo" / "grid.csv").exists()
+    for genre in ("plasma", "tunnel", "particles", "typography"):
+        assert (out / "runs" / "gan" / genre / "clips" / "learning.mp4").exists()
+    assert "demo finished" in proc.stderr and "showcase.mp4" in proc.stderr

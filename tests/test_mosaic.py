@@ -1,0 +1,219 @@
+"""Reframe mosaics: real weights, t-SNE, assignment, seamless triangles, caching, search, animation."""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_vj
+from mosaic.embed import embed
+from mosaic.grid import GridTooLarge, assign, neighbour_agreement
+from mosaic.render import canvas_size, layout_maps, render_poster
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    from mosaic.features import FeatureExtractor
+
+    return FeatureExtractor("efficientnet_lite0")
+
+
+def test_offline_weights_are_real_imagenet_weights(extractor):
+    from skimage import data
+
+    probs = extractor.classify(np.stack([data.chelsea()[:, 50:350], data.coffee()[:, 100:500]]))
+    top = probs.argmax(1)
+    assert top[0] in (281, 282, 283, 284, 285)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    assert top[1] in (967, 968)                  # espresso, cup
+    assert extractor(np.zeros((2, 64, 64, 3), np.uint8)).shape == (2, 1280)
+
+
+def test_online_backbone_offline_fails_with_one_line(tmp_path):
+    img = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
+    proc = run_vj("mosaic", "build", str(img), "--name", "x", "--runs", str(tmp_path), "--backbone",
+                  "inception_v3", env={"HF_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "th"),
+                                       "HF_HOME": str(tmp_path / "hf")})
+    assert proc.returncode == 2
+    assert "backbone inception_v3" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()[-1]) < 300
+
+
+def test_tsne_separates_two_blobs():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (60, 64)) + 6
+    b = rng.normal(0, 1, (60, 64)) - 6
+    for method in ("opentsne", "sklearn"):
+        xy = embed(np.concatenate([a, b]), method, perplexity=10)
+        ca, cb = xy[:60].mean(0), xy[60:].mean(0)
+        spread = max(xy[:60].std(0).max(), xy[60:].std(0).max())
+        assert np.linalg.norm(ca - cb) > 3 * spread, method
+    assert np.array_equal(embed(np.concatenate([a, b]), perplexity=10), embed(np.concatenate([a, b]), perplexity=10))
+
+
+def test_optimal_assignment_is_one_to_one_and_beats_nearest_on_duplicates():
+    rng = np.random.default_rng(1)
+    coords = np.repeat(rng.random((30, 2)), 4, axis=0) + rng.normal(0, 1e-3, (120, 2))  # near-duplicates
+    opt = assign(coords, 10, 6, "optimal")
+    near = assign(coords, 10, 6, "nearest")
+    assert len(set(opt.tolist())) == 60                    # every cell a different frame
+    assert len(set(near.tolist())) < len(set(opt.tolist()))
+    with pytest.raises(GridTooLarge, match="needs 200 different frames but there are 120"):
+        assign(coords, 20, 10, "optimal")
+
+
+def test_optimal_keeps_neighbour_agreement():
+    rng = np.random.default_rng(2)
+    centres = rng.random((4, 2)) * 10
+    labels = np.repeat(np.arange(4), 80)
+    coords = np.concatenate([c + rng.normal(0, 0.5, (80, 2)) for c in centres])
+    opt, near = assign(coords, 16, 8, "optimal"), assign(coords, 16, 8, "nearest")
+    assert neighbour_agreement(opt, labels, 16, 8) >= neighbour_agreement(near, labels, 16, 8) - 0.05
+
+
+@pytest.mark.parametrize("layout", ["triangle", "square", "hex"])
+def test_every_pixel_belongs_to_a_cell_with_no_seams(layout):
+    cols, rows, tile = 2, 2, 32
+    cell, local = layout_maps(layout, cols, rows, tile)
+    w, h = canvas_size(layout, cols, rows, tile)
+    assert cell.shape == (h, w) and cell.min() == 0 and cell.max() == 3
+    assert set(np.unique(cell)) == {0, 1, 2, 3}
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)
+    atlas = np.broadcast_to(colours[:, None, None, :], (4, tile, tile, 3)).copy()
+    poster = render_poster(atlas, np.arange(4), layout, cols, rows, tile)
+    assert (poster.reshape(-1, 3)[:, None, :] == colours[None]).all(-1).any(-1).all()  # no black seams
+
+
+def test_triangles_alternate_up_and_down():
+    cell, _ = layout_maps("triangle", 4, 2, 64)
+    # row 0: cell 0 points up (narrow at the top), so the top-left corner belongs to cell 0 only by clamping
+    top, bottom = cell[1], cell[62]
+    assert top[64] == 0 and bottom[64] in (0, 1)
+    assert (cell[:64] < 4).all() and (cell[64:] >= 4).all()
+    assert len(np.unique(cell[60, :])) == 4  # near a row's bottom, all four triangles are present
+
+
+@pytest.fixture(scope="module")
+def built(genre_videos, tmp_path_factory):
+    from mosaic.pipeline import BuildSettings, build
+
+    run = tmp_path_factory.mktemp("mosaic") / "m"
+    s = BuildSettings(fps=4, tile=32, grid=(6, 4), strip_frames=3, strip_tile=16)
+    inputs = [genre_videos[g] for g in ("plasma", "tunnel", "typography")]
+    return run, s, inputs, build(inputs, run, s)
+
+
+def test_build_writes_grid_csv_and_caches_each_stage(built):
+    from dataclasses import replace
+
+    from mosaic.pipeline import build
+
+    run, s, inputs, b = built
+    rows = list(csv.DictReader(open(run / "grid.csv")))
+    assert len(rows) == 24 and {"row", "col", "source", "time_s"} <= set(rows[0])
+    assert len(set(b.grid.tolist())) == 24
+    stamp = {n: (run / n).stat().st_mtime_ns for n in ("features.npy", "coords.npy", "grid.npy")}
+    build(inputs, run, s)  # unchanged: nothing recomputed
+    assert all((run / n).stat().st_mtime_ns == t for n, t in stamp.items())
+    build(inputs, run, replace(s, perplexity=5))  # new perplexity: t-SNE and grid, not features
+    assert (run / "features.npy").stat().st_mtime_ns == stamp["features.npy"]
+    assert (run / "coords.npy").stat().st_mtime_ns != stamp["coords.npy"]
+    build(inputs, run, s)
+
+
+def test_adding_a_video_extracts_only_that_video(built, genre_videos, tmp_path):
+    import shutil
+
+    from mosaic.pipeline import build
+
+    run, s, inputs, b = built
+    cached = set((run / "cache").glob("*.json"))
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(next(genre_videos["particles"].glob("*.mp4")), extra / "p.mp4")
+    b2 = build(inputs + [extra], run, s)
+    assert len(set((run / "cache").glob("*.json")) - cached) == 1
+    assert len(b2.atlas) > len(b.atlas)
+    build(inputs, run, s)
+
+
+def test_damaged_cache_is_rebuilt_and_a_missing_mosaic_is_a_clear_error(built, tmp_path):
+    from mosaic.pipeline import MosaicError, build, load_built
+
+    run, s, inputs, b = built
+    (run / "coords.npy").write_bytes(b"garbage")
+    rebuilt = build(inputs, run, s)
+    assert rebuilt.coords.shape == (len(rebuilt.atlas), 2)
+    with pytest.raises(MosaicError, match="does not exist"):
+        load_built(tmp_path / "nothing")
+    proc = run_vj("mosaic", "poster", "nothing", "--runs", str(tmp_path))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_query_finds_the_source_frame_first_and_cutoff_says_no_match(built, extractor):
+    from mosaic.search import combine, nearest
+
+    run, s, inputs, b = built
+    i = 5
+    q = extractor(np.asarray(b.atlas[i])[None])[0]
+    matches = nearest(b, q, k=3)
+    assert matches[0].source == b.index[i][0] and abs(matches[0].time - b.index[i][1]) < 0.3
+    assert matches[0].distance < 0.05
+    assert nearest(b, -q, k=3, max_distance=0.2) == []
+    arith = combine([q, q], [q])
+    assert nearest(b, arith, k=1)[0].frame == matches[0].frame
+
+
+def test_cli_poster_plot_and_query(built, tmp_path):
+    from PIL import Image
+
+    from vj.runs import mosaic_dir
+
+    run, s, inputs, b = built
+
+    runs_dir = tmp_path / "runs"
+    target = mosaic_dir(runs_dir, "m")
+    target.parent.mkdir(parents=True)
+    os.symlink(run, target)
+    run_vj("mosaic", "poster", "m", "--runs", str(runs_dir), "--tile", "48", "--out", str(tmp_path / "p.png"),
+           check=True)
+    assert Image.open(tmp_path / "p.png").size == canvas_size("triangle", 6, 4, 48)
+    run_vj("mosaic", "plot", "m", "--runs", str(runs_dir), "--size", "400", "--out", str(tmp_path / "t.png"),
+           check=True)
+    Image.fromarray(np.asarray(b.atlas[0])).save(tmp_path / "q.png")
+    proc = run_vj("mosaic", "query", "m", str(tmp_path / "q.png"), "--runs", str(runs_dir), "--k", "2",
+                  "--out", str(tmp_path / "sheet.png"), check=True)
+    assert b.index[0][0] in proc.stdout.splitlines()[0]
+    assert (tmp_path / "sheet.png").exists()
+
+
+def test_animated_frames_have_the_right_size_and_move(built):
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    anim = MosaicAnimator(b, (320, 180))
+    frames = [anim.frame(i / 30, beat=i / 15, drift=1.0, ripple=1) for i in range(40)]
+    assert all(f.shape == (180, 320, 3) for f in frames)
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 2
+    morph = anim.frame(2.0, morph=1.0)
+    assert morph.shape == (180, 320, 3) and not np.array_equal(morph, frames[-1])
+    still = MosaicAnimator(b, (320, 180))
+    a, c = still.frame(0.0, drift=0, play=0, ripple=0), still.frame(1.0, drift=0, play=0, ripple=0)
+    assert np.array_equal(a, c)  # every mode off: the view holds
+
+
+def test_follow_glides_to_the_nearest_tiles(built):
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    anim = MosaicAnimator(b, (320, 180))
+    target_cell = 7
+    cells = anim.follow_frame(np.asarray(b.atlas[b.grid[target_cell]]))
+    assert target_cell in cells.tolist()
+    for i in range(200):
+        anim.frame(i / 10, drift=0, play=0, ripple=0, follow=1.0)
+    assert np.linalg.norm(anim.view - anim.centers[cells].mean(0)) < anim.tile
