@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import torch
 
+from vj.media import center_crop
+
 log = logging.getLogger(__name__)
 
 
@@ -113,7 +115,8 @@ class FeatureExtractor:
         """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float, channels_last."""
         s = self.spec.size
         if frames.shape[1:3] != (s, s):
-            frames = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in frames])
+            interp = cv2.INTER_AREA if frames.shape[1] > s else cv2.INTER_CUBIC
+            frames = np.stack([cv2.resize(center_crop(f), (s, s), interpolation=interp) for f in frames])
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
         return ((x - self._mean) / self._std).to(self.device)
 

@@ -29,8 +29,8 @@ def px(*rgb) -> np.ndarray:
 
 # ---------------------------------------------------------------- blend modes
 @pytest.mark.parametrize("mode,expected", [
-    ("normal", (200, 40, 0)), ("add", (255, 140, 128)), ("screen", (231, 117, 128)),
-    ("multiply", (78, 4, 0)), ("difference", (100, 60, 128)), ("lighten", (200, 100, 128)),
+    ("normal", (200, 40, 0)), ("add", (255, 140, 128)), ("screen", (222, 124, 128)),
+    ("multiply", (78, 16, 0)), ("difference", (100, 60, 128)), ("lighten", (200, 100, 128)),
 ])
 def test_blend_modes_match_their_formulas(mode, expected):
     base, top = px(100, 100, 128), px(200, 40, 0)
@@ -105,7 +105,7 @@ def test_glitch_is_repeatable_per_frame_and_kaleidoscope_is_symmetric():
     a = apply("glitch", f, FrameContext(index=3), amount=1.0)
     assert np.array_equal(a, apply("glitch", f, FrameContext(index=3), amount=1.0)) and not np.array_equal(a, f)
     k = apply("kaleidoscope", f, FrameContext(), segments=4, spin=0)
-    assert np.abs(k.astype(int) - k[::-1].astype(int)).mean() < 12  # mirrored wedges: top ~ bottom
+    assert np.abs(k[1:].astype(int) - k[1:][::-1].astype(int)).mean() < 2  # mirrored about the centre row
 
 
 def test_every_effect_keeps_shape_and_dtype():

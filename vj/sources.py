@@ -161,8 +161,8 @@ class ClipSource(Source):
 
     params = (
         Param("speed", 1.0, 0, 4, help="playback speed"),
-        Param("mode", 0, kind="choice", choices=("loop", "pingpong"), lo=0, hi=1),
-        Param("reverse", 0, kind="bool"),
+        Param("mode", 0, kind="choice", choices=("loop", "pingpong"), lo=0, hi=1, help="loop or ping-pong"),
+        Param("reverse", 0, kind="bool", help="play backwards"),
         Param("jump_beats", 0, 0, 64, kind="int", help="jump to a random clip and position every N beats (0: off)"),
     )
 

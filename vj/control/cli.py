@@ -90,8 +90,9 @@ def cmd_osc(args) -> int:
     engine.close()
     if args.markdown:
         print("| address | range | default | what |\n|---|---|---|---|")
-        for r in rows:
-            print("| `" + "` | ".join(r[:1]) + "` | " + " | ".join(r[1:]) + " |")
+        for addr, rng, default, help in rows:
+            cells = [rng, default, help]
+            print(f"| `{addr}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     else:
         for addr, rng, default, help in rows:
             print(f"{addr:40} {rng:28} {default:>8}  {help}")

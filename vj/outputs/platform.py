@@ -15,22 +15,23 @@ class OutputUnavailable(RuntimeError):
     pass
 
 
-def _need(module: str, extra: str, platform: str | None = None):
+def _need(module: str, what: str, extra: str, platform: str | None = None):
+    """Import an optional output's module, or say in one line why it cannot run and how to get it."""
     if platform and not sys.platform.startswith(platform):
         names = {"darwin": "macOS", "win32": "Windows"}
-        raise OutputUnavailable(f"{extra} output runs only on {names.get(platform, platform)} "
+        raise OutputUnavailable(f"{what} output runs only on {names.get(platform, platform)} "
                                 f"(this is {sys.platform})")
     try:
         return __import__(module, fromlist=["_"])
     except ImportError:
-        raise OutputUnavailable(f"{extra} output needs {module}: pip install 'reframe-vj[{extra.lower()}]'") from None
+        raise OutputUnavailable(f"{what} output needs {module}: pip install 'reframe-vj[{extra}]'") from None
 
 
 class NdiOutput:
     """Sends frames as an NDI source named ``name`` (RGBA; NDI compresses on the wire)."""
 
     def __init__(self, name: str, size: tuple[int, int], fps: float):
-        _need("cyndilib", "NDI")
+        _need("cyndilib", "NDI", "ndi")
         from cyndilib.sender import Sender
         from cyndilib.video_frame import VideoSendFrame
         from cyndilib.wrapper.ndi_structs import FourCC
@@ -55,7 +56,7 @@ class NdiOutput:
 
 class SyphonOutput:
     def __init__(self, name: str, size: tuple[int, int], fps: float):
-        syphon = _need("syphon", "Syphon", "darwin")
+        syphon = _need("syphon", "Syphon", "syphon", "darwin")
         from syphon.utils.numpy import copy_image_to_mtl_texture  # pragma: no cover - macOS only
 
         self.server = syphon.SyphonMetalServer(name)  # pragma: no cover
@@ -75,7 +76,7 @@ class SyphonOutput:
 
 class SpoutOutput:
     def __init__(self, name: str, size: tuple[int, int], fps: float):
-        spout = _need("SpoutGL", "Spout", "win32")
+        spout = _need("SpoutGL", "Spout", "spout", "win32")
         self.sender = spout.SpoutSender()  # pragma: no cover - Windows only
         self.sender.setSenderName(name)  # pragma: no cover
         self.size = size  # pragma: no cover
@@ -94,7 +95,7 @@ class VirtualCamOutput:
     """A virtual webcam (OBS Virtual Camera, v4l2loopback, ...) for video-call and streaming apps."""
 
     def __init__(self, name: str, size: tuple[int, int], fps: float):
-        pyvirtualcam = _need("pyvirtualcam", "vcam")
+        pyvirtualcam = _need("pyvirtualcam", "virtual camera", "vcam")
         try:
             self.cam = pyvirtualcam.Camera(width=size[0], height=size[1], fps=fps)
         except RuntimeError as exc:
