@@ -1,0 +1,60 @@
+"""Helpers shared by the benchmarks: timing statistics, memory, machine description, test media."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process in MB (Linux)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stats_ms(samples: list[float]) -> str:
+    a = np.asarray(samples) * 1000
+    return f"median {np.median(a):.2f} ms, p95 {np.percentile(a, 95):.2f} ms"
+
+
+def timed(fn, *args, repeat: int = 1, **kw):
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def procedural_videos(out: Path, per_genre: int = 3, seconds: float = 4.0) -> dict[str, Path]:
+    from vj.procedural import GENRES, write_genre_videos
+
+    return {g: write_genre_videos(out / g, g, count=per_genre, seconds=seconds, fps=24, size=(256, 144))[0].parent
+            for g in GENRES}
+
+
+def header(title: str) -> None:
+    print(f"== {title}\n   machine: {machine()}")

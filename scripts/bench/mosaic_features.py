@@ -1,0 +1,71 @@
+"""Feature extraction images/s: ours (EfficientNet-Lite0, 224 px, channels_last, batched, decoding overlapped
+with inference) vs the seed's (InceptionV3 fp32 eager at 299 px, one image at a time as in Keras' predict
+loop of the post), on the same frames. Inception's timing does not depend on its weights, so it runs with
+random weights here (no download).
+
+    python scripts/bench/mosaic_features.py [--frames 256] [--seed-batch 1]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import header, procedural_videos
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=192)
+    p.add_argument("--seed-batch", type=int, default=1, help="the seed predicted one frame at a time")
+    args = p.parse_args()
+    header("mosaic features")
+    import timm
+
+    from mosaic.features import FeatureExtractor
+    from vj.media import find_media, read_frames
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = find_media(procedural_videos(Path(tmp)).values())
+
+        def frames(size):
+            n = 0
+            while True:
+                for v in videos:
+                    for f in read_frames(v, fps=12, size=size):
+                        yield f
+                        n += 1
+                        if n >= args.frames:
+                            return
+
+        ours = FeatureExtractor("efficientnet_lite0", batch=32)
+        list(ours.stream(frames(224)))  # warm-up
+        t0 = time.perf_counter()
+        n_ours = sum(len(b) for b, _ in ours.stream(frames(224)))
+        t_ours = time.perf_counter() - t0
+
+        incep = timm.create_model("inception_v3", pretrained=False, num_classes=0).eval()
+        seed_frames = list(frames(299))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(seed_frames), args.seed_batch):
+                x = torch.from_numpy(np.stack(seed_frames[i:i + args.seed_batch])).permute(0, 3, 1, 2).float()
+                incep((x / 127.5) - 1)
+        t_seed = time.perf_counter() - t0 + 0.0
+        # the seed also decoded before predicting: add its decode time
+        t0 = time.perf_counter()
+        list(frames(299))
+        t_seed += time.perf_counter() - t0
+    r_ours, r_seed = n_ours / t_ours, len(seed_frames) / t_seed
+    print(f"   seed (InceptionV3 299px fp32 eager, batch {args.seed_batch}, decode then predict): {r_seed:.1f} images/s")
+    print(f"   ours (EfficientNet-Lite0 224px, channels_last, batch 32, decode overlapped): {r_ours:.1f} images/s")
+    print(f"   ratio: {r_ours / r_seed:.1f}x   (target >= 10)")
+    print(f"   23,135 frames (the seed's library): ours {23135 / r_ours / 60:.1f} min, seed {23135 / r_seed / 3600:.1f} h")
+
+
+if __name__ == "__main__":
+    main()
