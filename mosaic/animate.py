@@ -76,6 +76,8 @@ class MosaicAnimator:
         strips = built.strips
         # in memory, not memory-mapped: a tile paste must not pay a page-in on the frame loop
         self._strips = np.array(strips) if strips is not None and len(strips) == self.n_cells else None
+        k = self._strips.shape[1] if self._strips is not None else 1
+        self._phase = ((np.arange(self.n_cells) * 0.6180339887 % 1.0) * k).tolist()  # golden-ratio spread
         self._extractor = None
 
     # ------------------------------------------------------------ pasting single cells
@@ -196,7 +198,8 @@ class MosaicAnimator:
                 if self.shown.get(cell) != token:
                     self.paste(cell, np.asarray(self.built.atlas[frame]), token)
             elif play >= 0.5 and k:
-                j = int(t * 4 + (cell * 7919) % k) % k   # each tile at its own offset, 4 fps
+                # 4 fps per tile, each at its own sub-frame phase: tiles change a few per frame, not all at once
+                j = int(t * 4 + self._phase[cell]) % k
                 if self.shown.get(cell) != ("play", j):
                     self.paste(cell, strips[cell, j], ("play", j))
             elif self.shown.get(cell) is not None:

