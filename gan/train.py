@@ -29,6 +29,7 @@ from gan.augment import diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import build_cache
 from gan.model import Discriminator, Generator, init_weights
+from gan.walk import BatchStatsRenderer, to_uint8
 from vj.runs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -174,15 +175,8 @@ class Trainer:
     def write_samples(self, name: str) -> None:
         if self.rank != 0:
             return
-        bns = [m for m in self.G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        saved = [m.momentum for m in bns]
-        for m in bns:  # batch statistics as in training, without touching the running averages
-            m.momentum = 0.0
-        with self.amp:
-            imgs = self.G(self.fixed_noise.to(self.device)).float()
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-        u8 = ((imgs.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (B, S, S, 3)
+        with self.amp:  # batch statistics as in training, without touching the running averages
+            u8 = to_uint8(BatchStatsRenderer(self.G, size=0)(self.fixed_noise))  # (B, S, S, 3)
         samples = self.run_dir / "samples"
         samples.mkdir(parents=True, exist_ok=True)
         Image.fromarray(make_grid(u8)).save(samples / name)

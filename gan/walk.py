@@ -54,6 +54,7 @@ class BatchStatsRenderer:
     """
 
     def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 15, seed: int = 0):
+        """``size`` 0: no reference, a batch is normalised by its own statistics (the training samples)."""
         self.G = generator
         if reference is None:
             reference = torch.randn(size, generator.nz, generator=torch.Generator().manual_seed(seed))

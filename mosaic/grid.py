@@ -113,3 +113,4 @@ def neighbour_agreement(grid: np.ndarray, labels: np.ndarray, cols: int, rows: i
     g = labels[grid].reshape(rows, cols)
     same = np.concatenate([(g[:, 1:] == g[:, :-1]).ravel(), (g[1:] == g[:-1]).ravel()])
     return float(same.mean())
+

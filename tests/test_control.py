@@ -258,7 +258,7 @@ def test_midi_round_trip_through_jack_with_replug():
 
 # ---------------------------------------------------------------- keys and optional outputs
 def test_key_actions_parse():
-    from vj.outputs.window import parse_action
+    from vj.params import parse_action
 
     assert parse_action("genre plasma") == ("genre", "plasma")
     assert parse_action("tap") == ("tap", None)

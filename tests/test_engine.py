@@ -386,3 +386,67 @@ def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):
     for genre in ("plasma", "tunnel", "particles", "typography"):
         assert (out / "runs" / "gan" / genre / "clips" / "learning.mp4").exists()
     assert "demo finished" in proc.stderr and "showcase.mp4" in proc.stderr
+
+
+# ---------------------------------------------------------------- audio as a control input
+def click_track(path: Path, seconds: float = 3.0, every: float = 0.5, rate: int = 22050) -> Path:
+    """A WAV with a short loud click every ``every`` seconds over quiet noise."""
+    import wave
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.003, int(seconds * rate))
+    for k in range(int(seconds / every)):
+        a = int((k * every + 0.25) * rate)
+        x[a:a + 400] += np.sin(np.arange(400) * 0.3) * 0.8 * np.exp(-np.arange(400) / 120)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_audio_onsets_and_level_are_found_in_a_click_track(tmp_path):
+    from vj.control.audio import AudioFileInput
+
+    track = AudioFileInput(click_track(tmp_path / "c.wav"), fps=20)
+    hits = [i for i in range(60) if track.read(i)[1]]
+    assert [round(h / 20 - 0.25, 1) % 0.5 for h in hits] == [0.0] * len(hits)  # on the clicks only
+    assert len(hits) >= 5
+
+
+def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
+    from vj.media import probe
+
+    d, scene_path, _ = show
+    scene = tmp_path / "audio.toml"
+    scene.write_text(scene_path.read_text().replace('[keys]', '[audio]\nonset = "fx.inv.amount toggle"\n'
+                     'level = "layer.gan.opacity"\n\n[keys]').replace('clips = ["red.mp4"]',
+                                                                      f'clips = ["{d / "red.mp4"}"]')
+                     .replace('generator = "g_red.pt"', f'generator = "{d / "g_red.pt"}"')
+                     .replace('clips = ["blue.mp4"]', f'clips = ["{d / "blue.mp4"}"]')
+                     .replace('generator = "g_blue.pt"', f'generator = "{d / "g_blue.pt"}"'))
+    track = click_track(tmp_path / "c.wav")
+    proc = run_vj("render", str(scene), "--seconds", "2", "--fps", "10", "--audio", str(track),
+                  "--out", str(tmp_path / "a.mp4"), check=True)
+    assert "wrote" in proc.stderr
+    import subprocess as sp
+
+    from vj.media import ffmpeg_exe
+
+    header = sp.run([ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "a.mp4")], capture_output=True,
+                    text=True).stderr
+    assert "Audio: aac" in header and count_frames(tmp_path / "a.mp4") == 20
+    assert probe(tmp_path / "a.mp4").duration <= 2.2
+    # the same routes in-process: onsets toggle the invert, the level moves the opacity
+    from vj.control.audio import AudioFileInput
+
+    engine = Engine(load_scene(scene), exact=True)
+    engine.attach_audio(AudioFileInput(track, 10))
+    clock = FixedClock(10)
+    inverted = []
+    for _ in range(20):
+        engine.step(clock.tick())
+        inverted.append(engine.store["fx.inv.amount"])
+    engine.close()
+    assert 0 < sum(inverted) < 20 and engine.store["audio.level"] > 0

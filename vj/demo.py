@@ -111,21 +111,24 @@ def cmd_demo(args) -> int:
     log.info("demo: [3/4] building the reframe mosaic")
     mosaic = build_mosaic(out, folders)
     scene = scene_for(out)
+    from vj.procedural import write_beat_track
+
+    track = write_beat_track(out / "beat.wav", seconds=args.seconds, bpm=124)
     ns = argparse.Namespace(scene=scene, cues=CUES, size=args.size, fps=None, log=out / "show.log", device="cpu",
-                            seconds=args.seconds, out=out / "showcase.mp4")
+                            seconds=args.seconds, out=out / "showcase.mp4", audio=track)
     from vj.engine_cli import cmd_live, cmd_render
 
     if args.live:
         log.info("demo: [4/4] playing live (keys 1-4 genres, space tap, h help, Esc quits)")
         ns.fullscreen, ns.display, ns.headless, ns.record = False, 0, False, None
         ns.osc_port = ns.midi = ns.ndi = ns.syphon = ns.spout = None
-        ns.vcam = False
+        ns.vcam, ns.audio_device = False, None
         cmd_live(ns)
     else:
         log.info("demo: [4/4] rendering the %g s showcase", args.seconds)
         cmd_render(ns)
     log.info("\ndemo finished in %.0f s. Outputs in %s/:", time.time() - t0, out)
-    log.info("  showcase.mp4                  the rendered show (scene.toml + presets/cues/demo.toml)")
+    log.info("  showcase.mp4                  the rendered show with its beat (scene.toml, presets/cues/demo.toml)")
     log.info("  runs/gan/<genre>/clips/       learning clips and latent walks; samples/ has every epoch")
     if mosaic:
         log.info("  poster.png, runs/mosaic/demo  the reframe mosaic and its grid.csv")

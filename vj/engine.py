@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -17,7 +18,7 @@ import numpy as np
 
 from vj.config import ConfigError
 from vj.effects import BLEND_MODES, EFFECTS, FrameContext, blend
-from vj.params import Param, ParamStore
+from vj.params import Param, ParamStore, parse_action
 from vj.scene import Cue, EffectSpec, LayerSpec, Scene
 from vj.sources import GENRE_KINDS, ClipLibrary, ClipSource, GeneratorSource, GradientSource, SolidSource, Source
 from vj.tempo import Tempo
@@ -143,7 +144,7 @@ class Engine:
         self.last_autopilot_bar = 0
         self.stopped = False
         self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
-        self.frame_ms: list[float] = []
+        self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
         self.library = ClipLibrary(self.size, keep=2 * max(1, len(scene.genres)) + 2)
         for name, default, lo, hi, help in (
                 ("master.fader", 1.0, 0, 1, "master brightness"),
@@ -162,6 +163,8 @@ class Engine:
         for fx in self.master_fx:
             for p in fx.params():
                 self.store.define(p)
+        self.audio = None  # an AudioFileInput / AudioDeviceInput: see attach_audio
+        self.store.define(Param("audio.level", 0.0, help="the audio input's level (read-only)"))
         for name, value in scene.initial.items():
             if name not in self.store:
                 raise ConfigError(f"{scene.path} [initial]: {name!r} is not a parameter (see vj osc --list)")
@@ -188,6 +191,25 @@ class Engine:
                 raise FileNotFoundError(f"genre {genre!r} has no mosaic")
             return MosaicSource(self.size, spec.mosaic, self.exact, focus=spec.clips, seed=seed)
         return {"solid": SolidSource, "gradient": GradientSource}[kind](self.size, self.exact)
+
+    # -- audio
+    def attach_audio(self, source) -> None:
+        """Let an audio input drive the scene's ``[audio]`` routes (level -> parameter, onset -> action)."""
+        route = self.scene.audio
+        if route.level and route.level not in self.store:
+            raise ConfigError(f"{self.scene.path} [audio] level = {route.level!r} is not a parameter")
+        self.audio = source
+
+    def _audio_events(self) -> None:
+        level, onset = self.audio.read(self.index)
+        self.store.values["audio.level"] = level
+        route = self.scene.audio
+        if route.level:
+            p = self.store.params[route.level]
+            self.store.push(route.level, p.lo + level * (p.hi - p.lo), "audio")
+        if onset and route.onset:
+            name, value = parse_action(route.onset)
+            self.store.push(name, value, "audio")
 
     # -- events
     def switch_genre(self, genre: str, source: str = "") -> None:
@@ -256,6 +278,8 @@ class Engine:
         while self.next_cue < len(self.cues) and self.cues[self.next_cue].time <= t + 1e-9:
             self.fire_cue(self.cues[self.next_cue])
             self.next_cue += 1
+        if self.audio is not None:
+            self._audio_events()
         self._apply_commands()
         beat = self.tempo.beat(t)
         self._autopilot(beat)

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--headless", action="store_true", help="no window (for NDI/Syphon-only rigs and tests)")
     live.add_argument("--seconds", type=float, help="stop after S seconds (default: until closed)")
     live.add_argument("--record", type=Path, help="also record the output, with its true timing, to this file")
+    live.add_argument("--audio-device", nargs="?", const="", metavar="NAME",
+                      help="a live audio input drives the scene's [audio] routes (extra: audio)")
     from vj.control.cli import add_live_control_args
 
     add_live_control_args(live)
@@ -28,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(render)
     render.add_argument("--seconds", type=float, required=True, help="length of the render")
     render.add_argument("--out", type=Path, required=True, help="output video (mp4)")
+    render.add_argument("--audio", type=Path, help="a track: drives the scene's [audio] routes, frame-exact, "
+                                                   "and is muxed into the video")
     render.set_defaults(func=cmd_render)
 
     presets = sub.add_parser("presets", help="check scenes, genres, cue lists and mappings in presets/")
@@ -68,10 +72,15 @@ def cmd_render(args) -> int:
     from vj.outputs.file import FileOutput
 
     engine = build_engine(args, exact=True)
+    audio = getattr(args, "audio", None)
+    if audio:
+        from vj.control.audio import AudioFileInput
+
+        engine.attach_audio(AudioFileInput(audio, engine.fps, engine.scene.audio.gain))
     total = round(args.seconds * engine.fps)
     bar = tqdm(total=total, desc="render", unit="frame")
     try:
-        n = engine.run(FixedClock(engine.fps), [FileOutput(args.out, engine.fps, engine.size)], frames=total,
+        n = engine.run(FixedClock(engine.fps), [FileOutput(args.out, engine.fps, engine.size, audio)], frames=total,
                        on_frame=lambda i: bar.update(1))
     finally:
         bar.close()
@@ -96,8 +105,25 @@ def cmd_live(args) -> int:
     if args.record:
         outputs.append(RecordOutput(args.record, engine.fps, engine.size))
     controls = start_live_control(args, engine, outputs)
+    if getattr(args, "audio_device", None) is not None:
+        from vj.control.audio import AudioDeviceInput
+
+        try:
+            device = AudioDeviceInput(args.audio_device or None, engine.scene.audio.gain)
+            engine.attach_audio(device)
+            controls.append(device)
+        except ValueError as exc:
+            log.warning("audio: %s", exc)
+    status_every = round(10 * engine.fps)
+
+    def status(i: int) -> None:  # a status line every 10 s: what a headless rig shows instead of a window
+        if i % status_every == 0:
+            recent = sorted(list(engine.frame_ms)[-status_every:])
+            log.info("status: %d frames, render p95 %.1f ms, genre %s, %s", i, recent[int(len(recent) * 0.95)],
+                     engine.genre, engine.store.status())
+
     try:
-        n = engine.run(RealtimeClock(engine.fps), outputs, seconds=args.seconds)
+        n = engine.run(RealtimeClock(engine.fps), outputs, seconds=args.seconds, on_frame=status)
     finally:
         for c in controls:
             c.close()

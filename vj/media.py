@@ -262,7 +262,8 @@ def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS) -> list
 
 
 class VideoWriter:
-    """Streaming H.264 writer: frames go to ffmpeg as they come, the clip is never held in memory."""
+    """Streaming H.264 writer: frames go to ffmpeg as they come, the clip is never held in memory.
+    ``audio``: a file whose soundtrack is muxed in (AAC), cut to the video's length."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], quality: int = 7,
                  audio: str | Path | None = None):
@@ -276,10 +277,11 @@ class VideoWriter:
         self.size = (w, h)
         self.frames = 0
         self._tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        extra = {"audio_path": str(audio), "audio_codec": "aac"} if audio else {}
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp), (w, h), fps=fps, codec="libx264", quality=quality, macro_block_size=2,
             pix_fmt_out="yuv420p", ffmpeg_log_level="error",
-            output_params=["-movflags", "+faststart"])
+            output_params=["-movflags", "+faststart"] + (["-shortest"] if audio else []), **extra)
         self._gen.send(None)
 
     def write(self, frame: np.ndarray) -> None:

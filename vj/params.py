@@ -144,3 +144,21 @@ class ParamStore:
     def status(self) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
         return f"events {self.received}" + (f", dropped {sum(self.dropped.values())} ({drops})" if drops else "")
+
+
+def parse_action(action: str):
+    """An action (a key's, an audio onset's) -> (event name, value). Forms: ``genre NAME``, ``cue NAME``, ``tap``, ``jump``,
+    ``PARAM=VALUE``, ``PARAM+=STEP``, ``PARAM-=STEP``, ``PARAM toggle``."""
+    action = action.strip()
+    for op, sign in (("+=", 1), ("-=", -1)):
+        if op in action:
+            name, step = action.split(op, 1)
+            return name.strip(), ("add", sign * float(step))
+    if "=" in action:
+        name, value = action.split("=", 1)
+        return name.strip(), value.strip()
+    parts = action.split(None, 1)
+    if len(parts) == 2:
+        name, value = parts
+        return (name, "toggle") if value == "toggle" else (name, value)
+    return parts[0], None

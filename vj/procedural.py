@@ -103,3 +103,28 @@ def write_genre_videos(out_dir: str | Path, genre: str, count: int = 2, seconds:
                     writer.write(draw(f / fps, size[0], size[1], seed=i))
         paths.append(path)
     return paths
+
+
+def write_beat_track(path: str | Path, seconds: float = 20.0, bpm: float = 124.0, rate: int = 44100) -> Path:
+    """A synthesised four-on-the-floor loop (kick, off-beat hats, a bass pulse) as a 16-bit WAV."""
+    import wave
+
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    beat = 60.0 / bpm
+    phase = (t % beat) / beat * beat          # seconds since the last beat
+    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-phase * 30)) * phase) * np.exp(-phase * 9)
+    off = ((t + beat / 2) % beat)
+    hats = np.random.default_rng(0).normal(0, 1, n) * np.exp(-off * 60) * 0.15
+    bar = (t % (4 * beat)) / beat
+    root = np.where(bar < 2, 55.0, 65.4)       # A1, then C2
+    bass = np.sin(2 * np.pi * root * t) * 0.25 * np.exp(-phase * 3)
+    x = np.clip(0.7 * kick + hats + bass, -1, 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    return path

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vj.config import ConfigError, read_toml
+from vj.control.audio import AudioRoute
 from vj.effects import BLEND_MODES, EFFECTS
 from vj.sources import SOURCE_KINDS
 
@@ -62,6 +63,7 @@ class Scene:
     keys: dict[str, str] = field(default_factory=dict)         # key name -> action
     initial: dict[str, Any] = field(default_factory=dict)      # param name -> value at start
     missing: list[str] = field(default_factory=list)           # warnings: media that is not there
+    audio: AudioRoute = field(default_factory=AudioRoute)      # what the audio level and onsets drive
 
 
 def parse_size(text: str, where: str = "size") -> tuple[int, int]:
@@ -102,7 +104,8 @@ def load_scene(path: str | Path) -> Scene:
     path = Path(path)
     data = read_toml(path)
     where = str(path)
-    _check_keys(data, {"root", "output", "tempo", "genres", "genre", "layers", "effects", "keys", "initial"}, where)
+    _check_keys(data, {"root", "output", "tempo", "genres", "genre", "layers", "effects", "keys", "initial", "audio"},
+                where)
     root = (path.parent / data.get("root", ".")).resolve()
     scene = Scene(path=path)
     out = data.get("output", {})
@@ -161,6 +164,10 @@ def load_scene(path: str | Path) -> Scene:
     scene.effects = _effects(data.get("effects", []), f"{where} [[effects]]", "")
     scene.keys = {str(k): str(v) for k, v in data.get("keys", {}).items()}
     scene.initial = dict(data.get("initial", {}))
+    audio = data.get("audio", {})
+    _check_keys(audio, {"level", "onset", "gain"}, f"{where} [audio]")
+    scene.audio = AudioRoute(str(audio.get("level", "")), str(audio.get("onset", "")),
+                             _number(audio.get("gain", 1.0), f"{where} [audio] gain", 0, 100))
     for line in scene.missing:
         log.warning("scene: %s", line)
     return scene

@@ -9,8 +9,8 @@ from vj.media import VideoWriter
 class FileOutput:
     """Every frame the engine makes, in order: with a fixed clock this is the frame-exact render."""
 
-    def __init__(self, path, fps: float, size: tuple[int, int]):
-        self.writer = VideoWriter(path, fps, size)
+    def __init__(self, path, fps: float, size: tuple[int, int], audio=None):
+        self.writer = VideoWriter(path, fps, size, audio=audio)
 
     def write(self, frame: np.ndarray, t: float) -> None:
         self.writer.write(frame)

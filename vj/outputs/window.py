@@ -10,27 +10,9 @@ import os
 
 import numpy as np
 
-from vj.params import ParamStore
+from vj.params import ParamStore, parse_action
 
 log = logging.getLogger(__name__)
-
-
-def parse_action(action: str):
-    """A key's action -> (event name, value). Forms: ``genre NAME``, ``cue NAME``, ``tap``, ``jump``,
-    ``PARAM=VALUE``, ``PARAM+=STEP``, ``PARAM-=STEP``, ``PARAM toggle``."""
-    action = action.strip()
-    for op, sign in (("+=", 1), ("-=", -1)):
-        if op in action:
-            name, step = action.split(op, 1)
-            return name.strip(), ("add", sign * float(step))
-    if "=" in action:
-        name, value = action.split("=", 1)
-        return name.strip(), value.strip()
-    parts = action.split(None, 1)
-    if len(parts) == 2:
-        name, value = parts
-        return (name, "toggle") if value == "toggle" else (name, value)
-    return parts[0], None
 
 
 class WindowOutput:
