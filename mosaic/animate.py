@@ -90,9 +90,14 @@ class MosaicAnimator:
             mask = self._cell_map[sl] == cell
             local = self._local[sl]
             h, w = local.shape
-            v0, u0 = divmod(int(local[0, 0]), self.tile)
+            # the window applies when the cell's own pixels read its tile at a fixed offset (all but edge cells)
+            v0, u0 = divmod(int(local[mask][0]), self.tile)
+            v0 -= int(np.argmax(mask.any(1)))
+            u0 -= int(np.argmax(mask[np.argmax(mask.any(1))]))
             ident = (np.arange(h)[:, None] + v0) * self.tile + (np.arange(w)[None, :] + u0)
-            window = (slice(v0, v0 + h), slice(u0, u0 + w)) if np.array_equal(local, ident) else None
+            fits = v0 >= 0 and u0 >= 0 and v0 + h <= self.tile and u0 + w <= self.tile
+            window = (slice(v0, v0 + h), slice(u0, u0 + w)) if fits and np.array_equal(local[mask], ident[mask]) \
+                else None
             self._masks[cell] = (sl, np.repeat(mask[..., None], 3, axis=2), window, local[mask])
         return self._masks[cell]
 
