@@ -364,8 +364,24 @@ def train_genre(cfg: TrainConfig, run_dir: Path, resume: bool = False, deadline:
     rank, _ = dist_info()
     trainer = Trainer(run_dir, cfg, resume=resume, progress=progress)
     cfg = trainer.cfg
-    cache = build_cache(cfg.videos, run_dir / "frames", cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
-                        progress=progress and rank == 0)
+
+    def load_cache():
+        return build_cache(cfg.videos, run_dir / "frames", cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
+                           progress=progress and rank == 0)
+
+    if trainer.world == 1:
+        cache = load_cache()
+    else:  # rank 0 writes the cache; the others open it once it is complete (or fail as rank 0 did)
+        import torch.distributed as dist
+
+        if rank == 0:
+            try:
+                cache = load_cache()
+            finally:
+                dist.barrier()
+        else:
+            dist.barrier()
+            cache = load_cache()
     if rank == 0:
         log.info("%s: %s", cfg.genre, cache.report)
     previous = signal.getsignal(signal.SIGINT)
