@@ -450,3 +450,13 @@ def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
         inverted.append(engine.store["fx.inv.amount"])
     engine.close()
     assert 0 < sum(inverted) < 20 and engine.store["audio.level"] > 0
+
+
+def test_render_scale_renders_small_and_outputs_full_size(show):
+    d, scene_path, _ = show
+    engine = Engine(load_scene(scene_path), exact=True, size=(192, 128), render_scale=0.5)
+    frame = engine.step(FixedClock(10).tick())
+    assert engine.render_size == (96, 64) and frame.shape == (128, 192, 3)
+    assert engine.layers[0].sources["red"].size == (96, 64)
+    assert frame.mean(axis=(0, 1))[0] > 150  # the red clip, upscaled
+    engine.close()

@@ -115,7 +115,8 @@ def cmd_demo(args) -> int:
 
     track = write_beat_track(out / "beat.wav", seconds=args.seconds, bpm=124)
     ns = argparse.Namespace(scene=scene, cues=CUES, size=args.size, fps=None, log=out / "show.log", device="cpu",
-                            seconds=args.seconds, out=out / "showcase.mp4", audio=track)
+                            seconds=args.seconds, out=out / "showcase.mp4", audio=track,
+                            render_scale=None)
     from vj.engine_cli import cmd_live, cmd_render
 
     if args.live:

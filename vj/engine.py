@@ -125,10 +125,14 @@ class Layer:
 
 class Engine:
     def __init__(self, scene: Scene, exact: bool = False, size: tuple[int, int] | None = None,
-                 fps: float | None = None, cues: list[Cue] | None = None, device: str = "cpu"):
+                 fps: float | None = None, cues: list[Cue] | None = None, device: str = "cpu",
+                 render_scale: float | None = None):
         self.scene = scene
         self.exact = exact
-        self.size = size or scene.size
+        self.size = size or scene.size            # what outputs receive
+        scale = render_scale or scene.render_scale
+        # layers, blends and effects run at render_size; one smooth upscale makes the output size
+        self.render_size = tuple(max(16, round(v * scale / 2) * 2) for v in self.size)
         self.fps = fps or scene.fps
         self.device = device
         self.store = ParamStore()
@@ -145,7 +149,7 @@ class Engine:
         self.stopped = False
         self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
-        self.library = ClipLibrary(self.size, keep=2 * max(1, len(scene.genres)) + 2)
+        self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2)
         for name, default, lo, hi, help in (
                 ("master.fader", 1.0, 0, 1, "master brightness"),
                 ("master.crossfade", 0.5, 0, 1, "A/B crossfader: 0 = deck A, 1 = deck B, both full in the middle"),
@@ -179,18 +183,18 @@ class Engine:
             raise ValueError("the scene has no genre for this layer")
         seed = sorted(self.scene.genres).index(genre) if genre else 0
         if kind == "clip":
-            return ClipSource(self.size, spec.clips, self.exact, self.library, seed=seed)
+            return ClipSource(self.render_size, spec.clips, self.exact, self.library, seed=seed)
         if kind == "generator":
             if spec.generator is None:
                 raise FileNotFoundError(f"genre {genre!r} has no generator")
-            return GeneratorSource(self.size, spec.generator, self.exact, seed=seed, device=self.device)
+            return GeneratorSource(self.render_size, spec.generator, self.exact, seed=seed, device=self.device)
         if kind == "mosaic":
             from mosaic.animate import MosaicSource
 
             if spec.mosaic is None:
                 raise FileNotFoundError(f"genre {genre!r} has no mosaic")
-            return MosaicSource(self.size, spec.mosaic, self.exact, focus=spec.clips, seed=seed)
-        return {"solid": SolidSource, "gradient": GradientSource}[kind](self.size, self.exact)
+            return MosaicSource(self.render_size, spec.mosaic, self.exact, focus=spec.clips, seed=seed)
+        return {"solid": SolidSource, "gradient": GradientSource}[kind](self.render_size, self.exact)
 
     # -- audio
     def attach_audio(self, source) -> None:
@@ -286,6 +290,8 @@ class Engine:
         self._apply_commands()
         ctx = FrameContext(t=t, beat=beat, index=self.index)
         frame = self.composite(ctx)
+        if self.render_size != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
         self.index += 1
         self.frame_ms.append((time.perf_counter() - t0) * 1000)
         return frame
@@ -301,7 +307,7 @@ class Engine:
         return max(0.0, a)
 
     def composite(self, ctx: FrameContext) -> np.ndarray:
-        w, h = self.size
+        w, h = self.render_size
         out = np.zeros((h, w, 3), np.uint8)
         values = self.store.values
         x = values["master.crossfade"]
@@ -312,9 +318,9 @@ class Engine:
             if opacity <= 0:
                 continue
             p = {q.name: values[layer.prefix + q.name] for q in layer.source_params}
-            frame = layer.render(self.genre, ctx, p, self.size)
+            frame = layer.render(self.genre, ctx, p, self.render_size)
             if self.fade_from is not None and layer.spec.source in GENRE_KINDS:
-                old = layer.render(self.fade_from, ctx, p, self.size)
+                old = layer.render(self.fade_from, ctx, p, self.render_size)
                 black = np.zeros_like(out)
                 frame = cv2.addWeighted(old if old is not None else black, 1 - fade,
                                         frame if frame is not None else black, fade, 0)

@@ -53,6 +53,7 @@ class Scene:
     path: Path
     size: tuple[int, int] = (1280, 720)
     fps: float = 30.0
+    render_scale: float = 1.0      # layers and effects render at this share of the output size
     bpm: float = 120.0
     genres: dict[str, GenreSpec] = field(default_factory=dict)
     genre: str = ""                # the genre at start
@@ -109,7 +110,8 @@ def load_scene(path: str | Path) -> Scene:
     root = (path.parent / data.get("root", ".")).resolve()
     scene = Scene(path=path)
     out = data.get("output", {})
-    _check_keys(out, {"size", "fps"}, f"{where} [output]")
+    _check_keys(out, {"size", "fps", "render_scale"}, f"{where} [output]")
+    scene.render_scale = _number(out.get("render_scale", 1.0), f"{where} [output] render_scale", 0.25, 1.0)
     if "size" in out:
         scene.size = parse_size(out["size"], f"{where} [output] size")
     scene.fps = _number(out.get("fps", scene.fps), f"{where} [output] fps", 1, 240)

@@ -25,6 +25,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--soak", type=float, default=600, help="seconds of live rendering (default 600)")
     p.add_argument("--offline-seconds", type=float, default=10)
+    p.add_argument("--render-scale", type=float, default=1.0, help="layers render at this share of 1080p")
     args = p.parse_args()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     header("engine, 1920x1080: 2 clip layers + generator + mosaic + 2 effects")
@@ -36,7 +37,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         scene = load_scene(make_show(Path(tmp)))
-        engine = Engine(scene, exact=False)
+        engine = Engine(scene, exact=False, render_scale=args.render_scale)
+        print(f"   render size {engine.render_size[0]}x{engine.render_size[1]} -> output 1920x1080")
         window = WindowOutput(engine.size, engine.store, {})
         clock = RealtimeClock(60)
         for _ in range(60):  # warm-up: decoders fill, generator worker starts
@@ -61,7 +63,7 @@ def main() -> None:
         print(f"   present (pygame blit + flip): {stats_ms(present)}")
         print(f"   memory over {args.soak:.0f} s: {rss0:.0f} MB -> {rss1:.0f} MB")
 
-        offline = Engine(load_scene(scene.path), exact=True, fps=30)
+        offline = Engine(load_scene(scene.path), exact=True, fps=30, render_scale=args.render_scale)
         n = int(args.offline_seconds * 30)
         t0 = time.perf_counter()
         offline.run(FixedClock(30), [FileOutput(Path(tmp) / "out.mp4", 30, offline.size)], frames=n)
