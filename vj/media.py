@@ -265,7 +265,7 @@ class VideoWriter:
     """Streaming H.264 writer: frames go to ffmpeg as they come, the clip is never held in memory.
     ``audio``: a file whose soundtrack is muxed in (AAC), cut to the video's length."""
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], quality: int = 7,
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], quality: float = 6.5,
                  audio: str | Path | None = None):
         import imageio_ffmpeg
 
@@ -281,7 +281,9 @@ class VideoWriter:
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp), (w, h), fps=fps, codec="libx264", quality=quality, macro_block_size=2,
             pix_fmt_out="yuv420p", ffmpeg_log_level="error",
-            output_params=["-movflags", "+faststart"] + (["-shortest"] if audio else []), **extra)
+            # veryfast at CRF 17: visually clean, and 2-3x cheaper than x264's default preset on two cores
+            output_params=["-preset", "veryfast", "-movflags", "+faststart"] + (["-shortest"] if audio else []),
+            **extra)
         self._gen.send(None)
 
     def write(self, frame: np.ndarray) -> None:
