@@ -129,7 +129,8 @@ def cmd_demo(args) -> int:
         log.info("demo: [4/4] rendering the %g s showcase", args.seconds)
         cmd_render(ns)
     log.info("\ndemo finished in %.0f s. Outputs in %s/:", time.time() - t0, out)
-    log.info("  showcase.mp4                  the rendered show with its beat (scene.toml, presets/cues/demo.toml)")
+    if not args.live:
+        log.info("  showcase.mp4                  the rendered show with its beat (scene.toml, presets/cues/demo.toml)")
     log.info("  runs/gan/<genre>/clips/       learning clips and latent walks; samples/ has every epoch")
     if mosaic:
         log.info("  poster.png, runs/mosaic/demo  the reframe mosaic and its grid.csv")
