@@ -155,7 +155,7 @@ def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray,
         keys.append(key)
     if not keys:
         raise MosaicError(f"no usable video or image ({skip_report([], skipped)})")
-    log.info("mosaic: %s", skip_report([Path(k) for k in keys], skipped, "files"))
+    log.info("mosaic: %s", skip_report(keys, skipped, "files"))
     frames_key = _key(keys)
     settings = _read_settings(run)
     atlas, feats = _load(run / "atlas.npy", True), _load(run / "features.npy")

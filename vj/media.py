@@ -190,18 +190,14 @@ def _face_frames(path: Path, info: VideoInfo, fps: float | None, size: tuple[int
 def drop_near_duplicates(frames: Iterable[np.ndarray], threshold: float) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, frame)`` skipping frames whose mean |difference| to the last kept one is below
     ``threshold`` (0-255 scale; 0 keeps everything). Static stretches of VJ loops collapse to one frame."""
+    import cv2
+
     last = None
     for i, frame in enumerate(frames):
-        if last is not None and threshold > 0 and cv2_absdiff_mean(frame, last) < threshold:
+        if last is not None and threshold > 0 and cv2.absdiff(frame, last).mean() < threshold:
             continue
         last = frame
         yield i, frame
-
-
-def cv2_absdiff_mean(a: np.ndarray, b: np.ndarray) -> float:
-    import cv2
-
-    return float(cv2.absdiff(a, b).mean())
 
 
 def center_crop(frame: np.ndarray, aspect: float = 1.0) -> np.ndarray:
@@ -304,20 +300,6 @@ class VideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
-    """Write an iterable of equal-size frames; returns the number written."""
-    writer = None
-    try:
-        for frame in frames:
-            if writer is None:
-                writer = VideoWriter(path, fps, (frame.shape[1], frame.shape[0]))
-            writer.write(frame)
-    finally:
-        if writer is not None:
-            writer.close()
-    return writer.frames if writer else 0
 
 
 def count_frames(path: str | Path) -> int:
