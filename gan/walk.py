@@ -5,6 +5,8 @@ offline render (fixed steps) show the same image at the same time.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -48,34 +50,48 @@ class LatentWalk:
 class BatchStatsRenderer:
     """Runs a generator the way its training samples were made: BatchNorm on batch statistics.
 
-    DCGAN generators drift to grey in eval mode when the running averages are young, so each latent is
-    rendered together with a fixed reference batch (the run's fixed noise), in train mode with BatchNorm
-    momentum 0 (running averages untouched). The reference is fixed, so frames do not flicker.
+    DCGAN generators drift to grey in eval mode when the running averages are young. With a reference
+    batch (the run's fixed noise), the BatchNorm statistics of that batch are measured once, on a private
+    copy of the generator, and every later latent is rendered in eval mode with them: one image costs one
+    image's forward pass (not a whole reference batch's), and the fixed reference means no flicker.
+    ``size`` 0: no reference; a batch is normalised by its own statistics (how training renders samples),
+    the generator's running averages untouched.
     """
 
-    def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 15, seed: int = 0):
-        """``size`` 0: no reference, a batch is normalised by its own statistics (the training samples)."""
+    def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 64, seed: int = 0):
+        self.device = next(generator.parameters()).device
         self.G = generator
+        self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        self.frozen = size > 0
+        if not self.frozen:
+            return
         if reference is None:
             reference = torch.randn(size, generator.nz, generator=torch.Generator().manual_seed(seed))
-        self.device = next(generator.parameters()).device
-        self.reference = reference[:size].to(self.device)
-        self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        self.G = copy.deepcopy(generator)
+        bns = [m for m in self.G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+        self.G.train()
+        with torch.no_grad():
+            self.G(reference[:size].to(self.device))
+        self.G.eval()
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """(B, nz) -> (B, 3, S, S) in [-1, 1]."""
+        if self.frozen:
+            return self.G(z.to(self.device))
         saved = [(m.training, m.momentum) for m in self.bns]
         for m in self.bns:
             m.train()
             m.momentum = 0.0
         try:
-            out = self.G(torch.cat([z.to(self.device), self.reference]))[: len(z)]
+            return self.G(z.to(self.device))
         finally:
             for m, (training, momentum) in zip(self.bns, saved):
                 m.train(training)
                 m.momentum = momentum
-        return out
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

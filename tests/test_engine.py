@@ -37,10 +37,41 @@ def test_blend_modes_match_their_formulas(mode, expected):
     assert np.abs(blend(base, top, mode).astype(int) - expected).max() <= 1
 
 
+@pytest.mark.parametrize("mode", sorted(BLEND_MODES))
+def test_blend_with_opacity_is_the_mix_of_base_and_the_blend(mode):
+    rng = np.random.default_rng(1)
+    base, top = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    for opacity in (0.25, 0.6, 1.0):
+        full = BLEND_MODES[mode](base, top).astype(float)
+        expected = (1 - opacity) * base + opacity * full
+        if mode == "add":  # light adds: opacity is the top layer's gain, as in a VJ mixer
+            expected = np.minimum(base + opacity * top.astype(float), 255)
+        assert np.abs(blend(base, top, mode, opacity).astype(float) - expected).max() <= 1.01, opacity
+        out = base.copy()  # in place, as the engine's row bands do
+        assert blend(out, top, mode, opacity, out=out) is out
+        assert np.abs(out.astype(float) - expected).max() <= 1.01
+
+
+@pytest.mark.parametrize("name", sorted(n for n, fx in EFFECTS.items() if fx.local))
+def test_local_effects_give_the_same_frame_in_row_bands(name):
+    """The engine runs local effects on its own row bands, in place: banding must not show."""
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (37, 20, 3), dtype=np.uint8)
+    inputs = {i.name: (i.lo + i.hi) / 3 for i in EFFECTS[name].inputs}
+    ctx = FrameContext(t=1.3, beat=4.05, index=7)
+    banded = frame.copy()
+    whole = apply(name, frame, ctx, **inputs)
+    assert (frame == banded).all()  # apply left its input alone
+    for y0 in range(0, 37, 10):
+        band = banded[y0:y0 + 10]
+        assert EFFECTS[name].fn(band, FrameContext(t=1.3, beat=4.05, index=7, row0=y0), **inputs) is band
+    assert (banded == whole).all()
+
+
 def test_blend_opacity_mixes_and_zero_keeps_base():
     base, top = px(0, 0, 0), px(200, 100, 50)
     assert tuple(blend(base, top, "normal", 0.5)[0, 0]) == (100, 50, 25)
-    assert blend(base, top, "add", 0.0) is base
+    assert (blend(base, top, "add", 0.0) == base).all()
     assert set(BLEND_MODES) == {"normal", "add", "screen", "multiply", "difference", "lighten"}
 
 

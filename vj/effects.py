@@ -2,7 +2,10 @@
 
 It feeds the scene validator, the parameter store (``fx.<id>.<input>``), the OSC address space and
 ``vj effects``. Functions take and return ``(H, W, 3) uint8`` and use OpenCV's saturating uint8 kernels
-so a 1080p frame costs a few milliseconds on two cores. Randomness is seeded by the frame index, so an
+so a 1080p frame costs a few milliseconds on two cores. *Local* effects (each output row depends only on
+the same input row) write their result into the frame they are given: the engine hands them its own
+row bands, so they cost one pass with no new buffer; ``apply`` and ``EffectRuntime`` copy first when the
+frame is not theirs to change. Randomness is seeded by the frame index, so an
 offline render is repeatable; state (feedback) lives in the per-instance ``ctx.state`` dict.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ class FrameContext:
     beat: float = 0.0        # beats since the show started (fraction = phase)
     index: int = 0           # frame number
     state: dict = field(default_factory=dict)  # per effect instance (feedback buffers)
+    row0: int = 0            # the first row of the frame this call sees (the engine works in row bands)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Effect:
     fn: Callable[..., np.ndarray]
     inputs: tuple[Input, ...]
     help: str
+    local: bool = False  # each output row depends only on the same input row: the engine may run it in bands
 
     def defaults(self) -> dict[str, float]:
         return {i.name: i.default for i in self.inputs}
@@ -46,23 +51,21 @@ class Effect:
 EFFECTS: dict[str, Effect] = {}
 
 
-def effect(name: str, help: str, *inputs: Input):
+def effect(name: str, help: str, *inputs: Input, local: bool = False):
     def register(fn):
-        EFFECTS[name] = Effect(name, fn, inputs, help)
+        EFFECTS[name] = Effect(name, fn, inputs, help, local)
         return fn
     return register
 
 
 # ---------------------------------------------------------------- effects
-@effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"))
+@effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"), local=True)
 def rgb_split(frame, ctx, amount):
     a = int(amount * frame.shape[1] / 1280)
-    if a <= 0:
-        return frame
-    out = frame.copy()
-    out[:, a:, 0] = frame[:, :-a, 0]
-    out[:, :-a, 2] = frame[:, a:, 2]
-    return out
+    if a > 0:  # in place: numpy buffers the overlapping copies
+        frame[:, a:, 0] = frame[:, :-a, 0]
+        frame[:, :-a, 2] = frame[:, a:, 2]
+    return frame
 
 
 @effect("glitch", "displace random horizontal blocks", Input("amount", 0.3, 0, 1, "share of frames and blocks"),
@@ -83,14 +86,14 @@ def glitch(frame, ctx, amount, block):
     return out
 
 
-@effect("scanlines", "darken every other line band", Input("strength", 0.5, 0, 1), Input("spacing", 3, 2, 16, "px"))
+@effect("scanlines", "darken every other line band", Input("strength", 0.5, 0, 1), Input("spacing", 3, 2, 16, "px"),
+        local=True)
 def scanlines(frame, ctx, strength, spacing):
-    if strength <= 0:
-        return frame
-    out = frame.copy()
-    step = max(2, int(spacing))
-    out[::step] = cv2.convertScaleAbs(out[::step], alpha=1.0 - strength)
-    return out
+    if strength > 0:
+        step = max(2, int(spacing))
+        rows = frame[-ctx.row0 % step::step]  # rows 0, step, 2*step... of the whole frame
+        rows[...] = cv2.convertScaleAbs(rows, alpha=1.0 - strength)
+    return frame
 
 
 @effect("feedback", "trails: the previous output fades under the new frame", Input("amount", 0.8, 0, 0.98),
@@ -165,25 +168,27 @@ def _hue_matrix(degrees: float) -> np.ndarray:
                      [k * (1 - c) - sq * s, k * (1 - c) + sq * s, c + k * (1 - c)]], np.float32)
 
 
-@effect("hue_shift", "rotate hues", Input("degrees", 0, -180, 180), Input("speed", 0, -180, 180, "degrees per beat"))
+@effect("hue_shift", "rotate hues", Input("degrees", 0, -180, 180), Input("speed", 0, -180, 180, "degrees per beat"),
+        local=True)
 def hue_shift(frame, ctx, degrees, speed):
     d = round((degrees + speed * ctx.beat) % 360, 1)
-    if d == 0:
-        return frame
-    return cv2.transform(frame, _hue_matrix(d))
+    if d != 0:
+        frame[...] = cv2.transform(frame, _hue_matrix(d))
+    return frame
 
 
-@effect("invert", "invert colours (partially below 1)", Input("amount", 1, 0, 1))
+@effect("invert", "invert colours (partially below 1)", Input("amount", 1, 0, 1), local=True)
 def invert(frame, ctx, amount):
-    if amount <= 0:
-        return frame
-    inv = cv2.bitwise_not(frame)
-    return inv if amount >= 1 else cv2.addWeighted(frame, 1 - amount, inv, amount, 0)
+    if amount >= 1:
+        return cv2.bitwise_not(frame, dst=frame)
+    if amount > 0:  # (1 - a) f + a (255 - f), never negative
+        cv2.convertScaleAbs(frame, dst=frame, alpha=1 - 2 * amount, beta=255 * amount)
+    return frame
 
 
-@effect("posterize", "reduce each channel to a few levels", Input("levels", 4, 2, 32))
+@effect("posterize", "reduce each channel to a few levels", Input("levels", 4, 2, 32), local=True)
 def posterize(frame, ctx, levels):
-    return cv2.LUT(frame, _poster_lut(int(levels)))
+    return cv2.LUT(frame, _poster_lut(int(levels)), dst=frame)
 
 
 @lru_cache(maxsize=32)
@@ -193,12 +198,12 @@ def _poster_lut(levels: int) -> np.ndarray:
 
 
 @effect("strobe", "flash white on the beat", Input("amount", 1, 0, 1), Input("rate", 1, 0.25, 4, "flashes per beat"),
-        Input("duty", 0.15, 0.02, 0.9, "share of each period that is lit"))
+        Input("duty", 0.15, 0.02, 0.9, "share of each period that is lit"), local=True)
 def strobe(frame, ctx, amount, rate, duty):
     phase = (ctx.beat * rate) % 1.0
-    if amount <= 0 or phase >= duty:
-        return frame
-    return cv2.addWeighted(frame, 1 - amount, np.full_like(frame, 255), amount, 0)
+    if amount > 0 and phase < duty:  # (1 - a) f + a 255
+        cv2.convertScaleAbs(frame, dst=frame, alpha=1 - amount, beta=255 * amount)
+    return frame
 
 
 # ---------------------------------------------------------------- blend modes: (base, top) -> blended
@@ -216,16 +221,51 @@ BLEND_MODES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def blend(base: np.ndarray, top: np.ndarray, mode: str = "normal", opacity: float = 1.0) -> np.ndarray:
-    """``top`` over ``base`` with a blend mode, mixed by ``opacity`` (0 leaves base untouched)."""
+def blend(base: np.ndarray, top: np.ndarray, mode: str = "normal", opacity: float = 1.0,
+          out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+    """``top`` over ``base`` with a blend mode, mixed by ``opacity`` (0 leaves base untouched).
+
+    With ``out`` (which may be ``base`` itself) the result is written there, and ``scratch`` (same shape)
+    holds the intermediate: the engine's row bands allocate nothing per frame. Opacity is folded into the
+    blend where the algebra allows (screen, lighten: ``base + opacity * gain``), so a layer costs two or
+    three saturating uint8 passes, not a blend plus a mix. ``add`` treats opacity as the top layer's gain
+    (``base + opacity * top``), as VJ mixers do: light adds, it is not cross-faded.
+    """
+    if out is None:
+        out = np.empty_like(base)
     if opacity <= 0:
-        return base
-    mixed = BLEND_MODES[mode](base, top)
+        if out is not base:
+            out[...] = base
+        return out
+    if scratch is None:
+        scratch = np.empty_like(base)
+    if mode == "normal":
+        if opacity >= 1:
+            out[...] = top
+            return out
+        return cv2.addWeighted(base, 1 - opacity, top, opacity, 0, dst=out)
+    if mode == "add":
+        return cv2.add(base, top, dst=out) if opacity >= 1 else cv2.addWeighted(base, 1, top, opacity, 0, dst=out)
+    if mode == "screen":  # base + (255 - base) * top * opacity / 255
+        cv2.bitwise_not(base, dst=scratch)
+        cv2.multiply(scratch, top, dst=scratch, scale=opacity / 255)
+        return cv2.add(base, scratch, dst=out)
+    if mode == "lighten":  # base + opacity * max(top - base, 0)
+        if opacity >= 1:
+            return cv2.max(base, top, dst=out)
+        cv2.subtract(top, base, dst=scratch)
+        return cv2.addWeighted(base, 1, scratch, opacity, 0, dst=out)
+    if mode == "multiply":
+        cv2.multiply(base, top, dst=scratch, scale=1 / 255)
+    else:
+        scratch[...] = BLEND_MODES[mode](base, top)
     if opacity >= 1:
-        return mixed
-    return cv2.addWeighted(base, 1 - opacity, mixed, opacity, 0)
+        out[...] = scratch
+        return out
+    return cv2.addWeighted(base, 1 - opacity, scratch, opacity, 0, dst=out)
 
 
 def apply(name: str, frame: np.ndarray, ctx: FrameContext, **inputs: float) -> np.ndarray:
+    """One effect on a frame that stays untouched (local effects get a copy)."""
     fx = EFFECTS[name]
-    return fx.fn(frame, ctx, **{**fx.defaults(), **inputs})
+    return fx.fn(frame.copy() if fx.local else frame, ctx, **{**fx.defaults(), **inputs})

@@ -7,7 +7,10 @@ raises is dropped and logged once; the show goes on.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,37 @@ from vj.sources import GENRE_KINDS, ClipLibrary, ClipSource, GeneratorSource, Gr
 from vj.tempo import Tempo
 
 show_log = logging.getLogger("vj.show")
+
+
+BAND_ROWS = 96  # rows per compositing band: a band of every layer fits in a core's cache at 1080p
+
+
+class Workers:
+    """Runs one frame's independent jobs on the calling thread plus a small pool, in order, and waits.
+
+    Jobs are split into one contiguous chunk per thread; the caller runs the first. The work is OpenCV
+    and torch calls, which release the GIL, so two cores mix two halves of a frame at once.
+    """
+
+    def __init__(self, threads: int | None = None):
+        self.n = max(1, threads if threads is not None else min(4, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(self.n - 1, thread_name_prefix="mix") if self.n > 1 else None
+
+    def map(self, fn: Callable, items: list) -> list:
+        if self.pool is None or len(items) < 2:
+            return [fn(i) for i in items]
+        k = min(self.n, len(items))
+        bounds = [round(i * len(items) / k) for i in range(k + 1)]
+        chunks = [items[bounds[i]:bounds[i + 1]] for i in range(k)]
+        futures = [self.pool.submit(lambda c=c: [fn(i) for i in c]) for c in chunks[1:]]
+        out = [fn(i) for i in chunks[0]]
+        for f in futures:
+            out += f.result()
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 class Output(Protocol):
@@ -44,14 +78,15 @@ class EffectRuntime:
                              inp.lo, inp.hi, help=inp.help or fx.help))
         return out
 
-    def apply(self, frame: np.ndarray, ctx: FrameContext, store: ParamStore) -> np.ndarray:
+    def apply(self, frame: np.ndarray, ctx: FrameContext, store: ParamStore, owned: bool = False) -> np.ndarray:
+        """``owned``: the frame is the caller's to overwrite (a row band); else local effects get a copy."""
         prefix = f"fx.{self.spec.id}."
         if store.values[prefix + "on"] < 0.5:
             return frame
         fx = EFFECTS[self.spec.type]
         inputs = {i.name: store.values[prefix + i.name] for i in fx.inputs}
         ctx.state = self.ctx_state
-        return fx.fn(frame, ctx, **inputs)
+        return fx.fn(frame if owned or not fx.local else frame.copy(), ctx, **inputs)
 
 
 class Layer:
@@ -126,7 +161,7 @@ class Layer:
 class Engine:
     def __init__(self, scene: Scene, exact: bool = False, size: tuple[int, int] | None = None,
                  fps: float | None = None, cues: list[Cue] | None = None, device: str = "cpu",
-                 render_scale: float | None = None):
+                 render_scale: float | None = None, threads: int | None = None):
         self.scene = scene
         self.exact = exact
         self.size = size or scene.size            # what outputs receive
@@ -150,6 +185,12 @@ class Engine:
         self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
         self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2)
+        self.workers = Workers(threads)
+        w, h = self.render_size
+        step = max(16, min(BAND_ROWS, h // self.workers.n))
+        self._bands = [(y, min(h, y + step)) for y in range(0, h, step)]
+        self._black = np.zeros((h, w, 3), np.uint8)
+        self._local = threading.local()  # each worker's scratch band
         for name, default, lo, hi, help in (
                 ("master.fader", 1.0, 0, 1, "master brightness"),
                 ("master.crossfade", 0.5, 0, 1, "A/B crossfader: 0 = deck A, 1 = deck B, both full in the middle"),
@@ -307,32 +348,68 @@ class Engine:
         return max(0.0, a)
 
     def composite(self, ctx: FrameContext) -> np.ndarray:
+        """Two stages, each spread over the worker threads (OpenCV releases the GIL):
+
+        1. every layer's frame, with its own effects, one job per layer;
+        2. blending, the row-local master effects and the master fader, in bands of rows, so each band's
+           layers stay in cache while all of them are mixed. Effects that move pixels between rows
+           (feedback, kaleidoscope, zoom...) and those after them run once on the whole frame.
+        """
         w, h = self.render_size
-        out = np.zeros((h, w, 3), np.uint8)
         values = self.store.values
         x = values["master.crossfade"]
         deck_gain = {"": 1.0, "A": min(1.0, 2 * (1 - x)), "B": min(1.0, 2 * x)}
         fade = self._fade()
+        jobs = []
         for layer in self.layers:
             opacity = values[layer.prefix + "opacity"] * deck_gain[layer.spec.deck]
-            if opacity <= 0:
-                continue
-            p = {q.name: values[layer.prefix + q.name] for q in layer.source_params}
+            if opacity > 0:
+                jobs.append((layer, opacity, {q.name: values[layer.prefix + q.name] for q in layer.source_params}))
+
+        def layer_frame(job):
+            layer, opacity, p = job
             frame = layer.render(self.genre, ctx, p, self.render_size)
             if self.fade_from is not None and layer.spec.source in GENRE_KINDS:
                 old = layer.render(self.fade_from, ctx, p, self.render_size)
-                black = np.zeros_like(out)
-                frame = cv2.addWeighted(old if old is not None else black, 1 - fade,
-                                        frame if frame is not None else black, fade, 0)
+                frame = cv2.addWeighted(old if old is not None else self._black, 1 - fade,
+                                        frame if frame is not None else self._black, fade, 0)
             if frame is None:
-                frame = np.zeros_like(out)
+                return None
             for fx in layer.effects:
                 frame = fx.apply(frame, ctx, self.store)
-            out = blend(out, frame, self.store.choice(layer.prefix + "blend"), opacity)
+            return frame
+
+        frames = self.workers.map(layer_frame, jobs)
+        mix = [(f if f is not None else self._black, opacity, self.store.choice(layer.prefix + "blend"))
+               for (layer, opacity, _), f in zip(jobs, frames)]
+        banded = []
         for fx in self.master_fx:
-            out = fx.apply(out, ctx, self.store)
+            if not EFFECTS[fx.spec.type].local:
+                break
+            banded.append(fx)
         fader = values["master.fader"]
-        if fader < 1:
+        out = np.empty((h, w, 3), np.uint8)
+
+        def band(rows):
+            y0, y1 = rows
+            o = out[y0:y1]
+            o[...] = 0
+            scratch = getattr(self._local, "scratch", None)
+            if scratch is None:
+                scratch = self._local.scratch = np.empty((self._bands[0][1], w, 3), np.uint8)
+            scratch = scratch[:y1 - y0]
+            for frame, opacity, mode in mix:
+                blend(o, frame[y0:y1], mode, opacity, out=o, scratch=scratch)
+            bctx = FrameContext(t=ctx.t, beat=ctx.beat, index=ctx.index, row0=y0)
+            for fx in banded:
+                fx.apply(o, bctx, self.store, owned=True)
+            if fader < 1 and len(banded) == len(self.master_fx):
+                cv2.convertScaleAbs(o, dst=o, alpha=fader)
+
+        self.workers.map(band, self._bands)
+        for fx in self.master_fx[len(banded):]:
+            out = fx.apply(out, ctx, self.store)
+        if fader < 1 and len(banded) < len(self.master_fx):
             out = cv2.convertScaleAbs(out, alpha=fader)
         return out
 
@@ -375,6 +452,7 @@ class Engine:
         for layer in self.layers:
             layer.close()
         self.library.close()
+        self.workers.close()
 
 
 def attach_log_file(path: str | Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -237,7 +238,7 @@ class GeneratorSource(Source):
         Param("speed", 1.0, 0, 8, help="walk speed"),
         Param("smooth", 1.0, 0, 1, help="ease in/out at key points"),
         Param("jitter", 0.0, 0, 1, help="per-frame latent noise"),
-        Param("rate", 15, 1, 60, help="new generator frames per second in offline renders (live: as fast as it runs)"),
+        Param("rate", 30, 1, 60, help="new generator images per second (live: at most; offline: exactly)"),
     )
 
     def __init__(self, size, ckpt: Path, exact=False, seed: int = 0, device: str = "cpu"):
@@ -249,7 +250,7 @@ class GeneratorSource(Source):
 
         self.torch = torch
         self.G, fixed_noise = load_generator(ckpt, device)
-        self.render_batch = BatchStatsRenderer(self.G, fixed_noise, size=7)
+        self.render_batch = BatchStatsRenderer(self.G, fixed_noise)
         self._slot = None  # offline: the last rendered (frame slot, walk time) and its image
         self.walk = LatentWalk(self.G.nz, keys=8, seconds_per_key=2.0, seed=seed)
         self.walk_t = 0.0
@@ -272,23 +273,29 @@ class GeneratorSource(Source):
 
     def _work(self) -> None:
         self.torch.set_num_threads(1)  # leave the other core to the render loop
+        next_at = 0.0
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._want is not None or self._stop)
+                # at most `rate` images a second: a generator flat out would take a whole core from the mix
+                self._cv.wait_for(lambda: self._stop or (self._want is not None and time.monotonic() >= next_at),
+                                  timeout=max(0.0, next_at - time.monotonic()) or None)
                 if self._stop:
                     return
+                if self._want is None or time.monotonic() < next_at:
+                    continue
                 want, self._want = self._want, None
-            self._latest = self._render(*want)
+            next_at = time.monotonic() + 1.0 / max(1.0, want[3])
+            self._latest = self._render(*want[:3])
 
     def frame(self, ctx, p):
         dt = 0.0 if self.last_t is None else max(0.0, ctx.t - self.last_t)
         self.last_t = ctx.t
         self.walk_t += dt * p.get("speed", 1.0)
-        want = (self.walk_t, p.get("smooth", 1.0), p.get("jitter", 0.0))
+        want = (self.walk_t, p.get("smooth", 1.0), p.get("jitter", 0.0), p.get("rate", 30))
         if self.exact:  # a new image every 1/rate s of show time: repeatable, and cheaper than every frame
-            slot = int(ctx.t * p.get("rate", 15) + 1e-6)
+            slot = int(ctx.t * want[3] + 1e-6)
             if self._slot != slot:
-                self._slot, self._latest = slot, self._render(*want)
+                self._slot, self._latest = slot, self._render(*want[:3])
             return self._latest
         with self._cv:
             self._want = want
