@@ -180,6 +180,7 @@ class ClipSource(Source):
         self.last_jump_beat = 0
         self.seed = seed
         self._last = np.zeros((size[1], size[0], 3), np.uint8)
+        self._shown: tuple | None = None  # (clip, frame index) that _last shows
         self.library.request(self.clips[0])
         for c in self.clips[1:3]:
             self.library.request(c)
@@ -211,7 +212,7 @@ class ClipSource(Source):
         if n == 0:
             if frames:  # still decoding: play what is there, never wait
                 idx = min(int(self.pos), len(frames) - 1)
-                self._last = cover(frames[idx], self.size, cv2.INTER_LINEAR)
+                self._last, self._shown = cover(frames[idx], self.size, cv2.INTER_LINEAR), None
             return self._last
         i = int(self.pos)
         if int(p.get("mode", 0)) == 1 and n > 1:
@@ -222,7 +223,9 @@ class ClipSource(Source):
             i %= n
         if p.get("reverse", 0) >= 0.5:
             i = n - 1 - i
-        self._last = cover(frames[i], self.size, cv2.INTER_LINEAR)
+        if self._shown != (path, i):  # a 30 fps clip on a 60 fps show: every other frame costs nothing
+            self._shown = (path, i)
+            self._last = cover(frames[i], self.size, cv2.INTER_LINEAR)
         return self._last
 
     def close(self):
