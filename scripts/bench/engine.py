@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--soak", type=float, default=600, help="seconds of live rendering (default 600)")
     p.add_argument("--offline-seconds", type=float, default=10)
     p.add_argument("--render-scale", type=float, default=1.0, help="layers render at this share of 1080p")
+    p.add_argument("--preset", default="veryfast", help="x264 preset of the offline render (vj render --preset)")
     args = p.parse_args()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     header("engine, 1920x1080: 2 clip layers + generator + mosaic + 2 effects")
@@ -66,10 +67,10 @@ def main() -> None:
         offline = Engine(load_scene(scene.path), exact=True, fps=30, render_scale=args.render_scale)
         n = int(args.offline_seconds * 30)
         t0 = time.perf_counter()
-        offline.run(FixedClock(30), [FileOutput(Path(tmp) / "out.mp4", 30, offline.size)], frames=n)
+        offline.run(FixedClock(30), [FileOutput(Path(tmp) / "out.mp4", 30, offline.size, preset=args.preset)], frames=n)
         wall = time.perf_counter() - t0
         offline.close()
-        print(f"   offline render 1080p30 with encoding: {n} frames in {wall:.1f} s = "
+        print(f"   offline render 1080p30 with encoding (x264 {args.preset}): {n} frames in {wall:.1f} s = "
               f"{args.offline_seconds / wall:.2f}x real time (target > 1)")
 
 

@@ -9,8 +9,8 @@ from vj.media import VideoWriter
 class FileOutput:
     """Every frame the engine makes, in order: with a fixed clock this is the frame-exact render."""
 
-    def __init__(self, path, fps: float, size: tuple[int, int], audio=None):
-        self.writer = VideoWriter(path, fps, size, audio=audio)
+    def __init__(self, path, fps: float, size: tuple[int, int], audio=None, preset: str = "veryfast"):
+        self.writer = VideoWriter(path, fps, size, audio=audio, preset=preset)
 
     def write(self, frame: np.ndarray, t: float) -> None:
         self.writer.write(frame)
@@ -22,8 +22,8 @@ class FileOutput:
 class RecordOutput(FileOutput):
     """Records a live show with its true timing: a frame is repeated for as long as it was on screen."""
 
-    def __init__(self, path, fps: float, size: tuple[int, int]):
-        super().__init__(path, fps, size)
+    def __init__(self, path, fps: float, size: tuple[int, int], preset: str = "ultrafast"):
+        super().__init__(path, fps, size, preset=preset)  # the show comes first: the cheapest encoding
         self.fps = fps
         self.t0: float | None = None
         self.last: np.ndarray | None = None
