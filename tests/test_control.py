@@ -92,8 +92,15 @@ def test_loopback_round_trip_with_junk_and_a_bounded_flood_while_rendering(tmp_p
         '[[layers]]\nname = "clips"\nsource = "clip"\n[[effects]]\ntype = "invert"\nid = "inv"\namount = 0\n')
     engine = Engine(load_scene(tmp_path / "s.toml"), exact=False)
     server = OscServer(OscRouter(engine.store), "127.0.0.1", 0)
+    engine.before_frame.append(server.poll)  # as vj live does
     port = server.address[1]
     assert server.rcvbuf >= 1 << 20
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # a message between frames is in the next one
+        for value in (0.25, 0.5, 0.75):
+            engine.step(0.0)
+            sock.sendto(osc_bytes("/vj/fx/inv/amount", value), ("127.0.0.1", port))
+            engine.step(0.0)
+            assert engine.store["fx.inv.amount"] == value
     sent = {"n": 0}
 
     def flood():  # bounded: at most 1.5 s at ~10,000 messages/s, to 127.0.0.1 only

@@ -183,6 +183,7 @@ class Engine:
         self.last_autopilot_bar = 0
         self.stopped = False
         self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
+        self.before_frame: list[Callable[[], object]] = []  # e.g. the OSC server's poll: input right before a frame
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
         self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2)
         self.workers = Workers(threads)
@@ -320,6 +321,8 @@ class Engine:
     def step(self, t: float) -> np.ndarray:
         t0 = time.perf_counter()
         self.t = t
+        for poll in self.before_frame:
+            poll()
         while self.next_cue < len(self.cues) and self.cues[self.next_cue].time <= t + 1e-9:
             self.fire_cue(self.cues[self.next_cue])
             self.next_cue += 1

@@ -72,6 +72,7 @@ def main() -> None:
         scene = load_scene(make_show(Path(tmp), size=args.size, fps=60))
         engine = Engine(scene, exact=False)
         server = OscServer(OscRouter(engine.store), "127.0.0.1", 0)
+        engine.before_frame.append(server.poll)  # as vj live does
         port = server.address[1]
         clock = RealtimeClock(60)
         run_for(engine, clock, 2.0)  # warm-up

@@ -43,6 +43,7 @@ def start_live_control(args, engine, outputs: list) -> list:
         from vj.control.osc import OscFeedback, OscRouter, OscServer
 
         server = OscServer(OscRouter(engine.store), args.osc_host, args.osc_port, args.osc_allow)
+        engine.before_frame.append(server.poll)
         closers.append(server)
         if args.osc_feedback:
             host, port = args.osc_feedback.rsplit(":", 1)

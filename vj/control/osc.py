@@ -130,6 +130,8 @@ class OscServer:
         self.batch_wait = 0.002  # seconds between batches: well inside a 60 fps frame
         self.address = self.sock.getsockname()
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.sock.setblocking(False)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="osc-in", daemon=True)
         self._thread.start()
@@ -140,27 +142,32 @@ class OscServer:
 
         A thread that wakes for each of 10,000 datagrams a second steals the interpreter lock from the
         render loop 10,000 times (the GIL "convoy"); taking them in batches keeps frame times steady, and
-        the large receive buffer holds what arrives in between.
+        the large receive buffer holds what arrives in between. The engine also calls ``poll`` at the
+        start of every frame, so a message that arrived during a frame is in the next one, always.
         """
         import select
 
         self.sock.setblocking(False)
         while not self._stop.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
-            if not ready:
-                continue
+            if ready and not self.poll():
+                return
+            self._stop.wait(self.batch_wait)
+
+    def poll(self) -> bool:
+        """Route every datagram waiting now, in arrival order; False once the socket is closed."""
+        with self._lock:  # the thread and the frame loop both poll: one at a time keeps the order
             while True:
                 try:
                     data, sender = self.sock.recvfrom(65536)
                 except BlockingIOError:
-                    break
+                    return True
                 except OSError:
-                    return
+                    return False
                 if self.allow and sender[0] not in self.allow:
                     self.router.store.drop("sender not allowed")
                     continue
                 self.router.handle_datagram(data)
-            self._stop.wait(self.batch_wait)
 
     def close(self) -> None:
         self._stop.set()
