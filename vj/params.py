@@ -8,9 +8,8 @@ values are dropped and counted, never raised: control input is untrusted.
 from __future__ import annotations
 
 import math
-import queue
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -69,7 +68,7 @@ class ParamStore:
         self.values: dict[str, float] = {}
         self.dropped: Counter[str] = Counter()  # reason -> count, shown in the status line
         self.received = 0
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._queue: deque[Event] = deque()  # append/popleft are atomic: no lock per event
         self._listeners: list[Callable[[str, float], None]] = []
         self._lock = threading.Lock()
 
@@ -98,7 +97,7 @@ class ParamStore:
 
     # -- from any thread
     def push(self, name: str, value: Any = None, source: str = "") -> None:
-        self._queue.put(Event(name, value, source))
+        self._queue.append(Event(name, value, source))
 
     def drop(self, reason: str) -> None:
         """Count input rejected before it became an event (e.g. a malformed datagram)."""
@@ -110,8 +109,8 @@ class ParamStore:
         out = Drained()
         for _ in range(limit):
             try:
-                ev = self._queue.get_nowait()
-            except queue.Empty:
+                ev = self._queue.popleft()
+            except IndexError:
                 break
             self.received += 1
             if ev.name in COMMANDS:

@@ -150,24 +150,38 @@ class OscServer:
         self.sock.setblocking(False)
         while not self._stop.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
-            if ready and not self.poll():
-                return
+            if ready:
+                with self._lock:
+                    if not self._take(1 << 30):
+                        return
             self._stop.wait(self.batch_wait)
 
-    def poll(self) -> bool:
-        """Route every datagram waiting now, in arrival order; False once the socket is closed."""
-        with self._lock:  # the thread and the frame loop both poll: one at a time keeps the order
-            while True:
-                try:
-                    data, sender = self.sock.recvfrom(65536)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if self.allow and sender[0] not in self.allow:
-                    self.router.store.drop("sender not allowed")
-                    continue
-                self.router.handle_datagram(data)
+    def poll(self, limit: int = 32) -> None:
+        """For the frame loop: route up to ``limit`` waiting datagrams now, unless the thread is at it.
+
+        One message (a fader move, a genre switch) is in the very next frame; in a flood the loop takes a
+        few and leaves the rest to the thread, so input never costs the frame more than a fraction of a ms.
+        """
+        if self._lock.acquire(blocking=False):  # the thread and the loop take turns: arrival order is kept
+            try:
+                self._take(limit)
+            finally:
+                self._lock.release()
+
+    def _take(self, limit: int) -> bool:
+        """Route up to ``limit`` waiting datagrams in arrival order; False once the socket is closed."""
+        for _ in range(limit):
+            try:
+                data, sender = self.sock.recvfrom(65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if self.allow and sender[0] not in self.allow:
+                self.router.store.drop("sender not allowed")
+                continue
+            self.router.handle_datagram(data)
+        return True
 
     def close(self) -> None:
         self._stop.set()
