@@ -196,7 +196,7 @@ def _write_settings(run: Path, settings: dict) -> None:
 
 
 def build(inputs: list[str | Path], run: Path, s: BuildSettings = BuildSettings()) -> Built:
-    from mosaic.embed import embed
+    from mosaic.embed import EMBED_VERSION, embed
     from mosaic.grid import assign
 
     run = Path(run)
@@ -206,7 +206,7 @@ def build(inputs: list[str | Path], run: Path, s: BuildSettings = BuildSettings(
     atlas, index, feats, frames_key = extract(files, run, s)
     settings = _read_settings(run)
 
-    embed_key = _key(frames_key, s.embed, s.perplexity, s.seed)
+    embed_key = _key(frames_key, s.embed, s.perplexity, s.seed, EMBED_VERSION)
     coords = _load(run / "coords.npy")
     if settings.get("embed_key") != embed_key or coords is None or len(coords) != len(feats):
         log.info("mosaic: embedding %d frames (%s, perplexity %g)", len(feats), s.embed, s.perplexity)

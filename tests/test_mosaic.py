@@ -57,6 +57,17 @@ def test_tsne_separates_two_blobs():
     assert np.array_equal(embed(np.concatenate([a, b]), perplexity=10), embed(np.concatenate([a, b]), perplexity=10))
 
 
+def test_exact_knn_matches_a_brute_force_search():
+    from sklearn.neighbors import NearestNeighbors
+
+    from mosaic.embed import exact_knn
+
+    x = np.random.default_rng(3).normal(0, 1, (300, 40)).astype(np.float32)
+    idx, dist = exact_knn(x, 5, block=64)  # several blocks
+    ref_d, ref_i = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
+    assert (idx == ref_i[:, 1:]).mean() > 0.99 and np.allclose(dist, ref_d[:, 1:], atol=1e-3)
+
+
 def test_optimal_assignment_is_one_to_one_and_beats_nearest_on_duplicates():
     rng = np.random.default_rng(1)
     coords = np.repeat(rng.random((30, 2)), 4, axis=0) + rng.normal(0, 1e-3, (120, 2))  # near-duplicates
