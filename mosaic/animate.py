@@ -11,6 +11,8 @@ Modes, all plain named parameters the engine can drive:
   play    1: visible tiles play their own video from their timestamp
   ripple  every N beats a wave of tiles flips to their nearest neighbours (0: off)
   morph   0: grid; 1: every tile at its t-SNE position
+On a genre switch the engine asks the new genre's mosaic for ``transition``: the old layout's tiles fly to
+the cells of the new map that show their nearest frames while the new map fades in.
   follow  0: drift only; 1: glide to the focus (the genre's tiles, or a frame given to ``follow_frame``)
 """
 from __future__ import annotations
@@ -167,6 +169,47 @@ class MosaicAnimator:
     # ------------------------------------------------------------ one frame
     def frame(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
               ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
+        visible, z = self._advance(t, beat, drift, zoom, play, ripple, follow)
+        if morph > 1e-3:
+            return self._morph_frame(visible, z, morph)
+        return self._warp(self.canvas, self.view, z)
+
+    def transition_frame(self, src: "MosaicAnimator", amount: float, t: float, beat: float = 0.0,
+                         drift: float = 0.3, zoom: float = 2.5, play: float = 1.0, ripple: float = 8.0,
+                         morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
+        """A genre switch between two layouts: ``src``'s visible tiles fly to the cells of this map that
+        show their nearest frames (the same frame when both maps hold it), while this map fades in."""
+        va, za = src._advance(t, beat, drift, zoom, play, ripple, follow)
+        vb, zb = self._advance(t, beat, drift, zoom, play, ripple, follow)
+        a = amount * amount * (3 - 2 * amount)              # ease in and out
+        w, h = self.size
+        out = cv2.addWeighted(src._warp(src.canvas, src.view, za), 0.35 * (1 - a),
+                              self._warp(self.canvas, self.view, zb), a, 0)
+        if a >= 0.92:                                       # landed: this map's own tiles take over
+            return out
+        sa, sb = h * za / src.ch, h * zb / self.ch          # output px per canvas px, each map
+        target = self._matches(src)[va]
+        pa = (src.centers[va] - src.view) * sa
+        pb = (self.centers[target] - self.view) * sb
+        side = max(2, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8))
+        xy = ((1 - a) * pa + a * pb + [w / 2, h / 2] - side / 2).astype(int)
+        src._draw_tiles(out, va, xy, side)
+        return out
+
+    def _matches(self, src: "MosaicAnimator") -> np.ndarray:
+        """For each cell of ``src``, the cell of this map whose frame is nearest in feature space."""
+        key = id(src.built)
+        if getattr(self, "_match_key", None) != key:
+            fa = np.asarray(src.built.features, np.float32)[src.built.grid]
+            fb = np.asarray(self.built.features, np.float32)[self.built.grid]
+            fa = fa / (np.linalg.norm(fa, axis=1, keepdims=True) + 1e-8)
+            fb = fb / (np.linalg.norm(fb, axis=1, keepdims=True) + 1e-8)
+            self._match_key, self._match = key, (fa @ fb.T).argmax(1)
+        return self._match
+
+    def _advance(self, t: float, beat: float, drift: float, zoom: float, play: float, ripple: float,
+                 follow: float) -> tuple[np.ndarray, float]:
+        """Move the view and update the tiles for time ``t``; returns the visible cells and the zoom."""
         first = self.last_t is None
         dt = 0.0 if first else max(0.0, min(0.5, t - self.last_t))
         self.last_t = t
@@ -181,9 +224,7 @@ class MosaicAnimator:
         z = max(1.0, zoom * (1 + 0.15 * math.sin(p * 0.19)))
         visible = self.visible_cells(self.view, z)
         self._update_tiles(t, beat, visible, play, ripple)
-        if morph > 1e-3:
-            return self._morph_frame(visible, z, morph)
-        return self._warp(self.canvas, self.view, z)
+        return visible, z
 
     def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
         """The view of ``canvas`` centred on ``center`` at ``zoom``, at the output size (black outside the map).
@@ -261,12 +302,17 @@ class MosaicAnimator:
         cells = np.arange(self.n_cells) if morph > 0.05 else visible
         pos = (1 - morph) * self.centers[cells] + morph * self.tsne_px[cells]
         xy = ((pos - self.view) * s + [w / 2, h / 2] - side / 2).astype(int)
+        self._draw_tiles(out, cells, xy, side)
+        return out
+
+    def _draw_tiles(self, out: np.ndarray, cells: np.ndarray, xy: np.ndarray, side: int) -> None:
+        """Square thumbnails of ``cells``' frames with their top-left corners at ``xy`` (clipped to ``out``)."""
+        h, w = out.shape[:2]
         keep = (xy[:, 0] > -side) & (xy[:, 0] < w) & (xy[:, 1] > -side) & (xy[:, 1] < h)
-        for cell, (x, y) in zip(cells[keep], xy[keep]):
-            thumb = self._thumb(int(cell), side)
+        for cell, (x, y) in zip(cells[keep].tolist(), xy[keep].tolist()):
+            thumb = self._thumb(cell, side)
             x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + side), min(h, y + side)
             out[y0:y1, x0:x1] = thumb[y0 - y:y1 - y, x0 - x:x1 - x]
-        return out
 
     def _thumb(self, cell: int, side: int) -> np.ndarray:
         key = (cell, side)
@@ -298,8 +344,16 @@ class MosaicSource:
             self.animator.focus_on_sources(focus)
 
     def frame(self, ctx, p):
-        return self.animator.frame(ctx.t, ctx.beat, **{k: p.get(k, d.default) for k, d in
-                                                        ((q.name, q) for q in self.params)})
+        return self.animator.frame(ctx.t, ctx.beat, **self._values(p))
+
+    def transition(self, old, amount: float, ctx, p) -> np.ndarray | None:
+        """The genre switch from ``old`` (another genre's source): tiles fly between the two layouts."""
+        if not isinstance(old, MosaicSource):
+            return None
+        return self.animator.transition_frame(old.animator, amount, ctx.t, ctx.beat, **self._values(p))
+
+    def _values(self, p) -> dict[str, float]:
+        return {q.name: p.get(q.name, q.default) for q in self.params}
 
     def command(self, name, value=None):
         pass

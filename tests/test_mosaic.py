@@ -224,6 +224,25 @@ def test_animated_frames_have_the_right_size_and_move(built):
     assert np.array_equal(a, c)  # every mode off: the view holds
 
 
+def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
+    from mosaic.animate import MosaicAnimator
+    from mosaic.pipeline import BuildSettings, build
+
+    run, s, inputs, b = built
+    other = build(inputs[:2], tmp_path / "m2", BuildSettings(fps=4, tile=32, grid=(4, 3), strip_frames=3,
+                                                              strip_tile=16))
+    old, new = MosaicAnimator(b, (320, 180)), MosaicAnimator(other, (320, 180))
+    kw = dict(drift=0.5, play=0, ripple=0)
+    mid = new.transition_frame(old, 0.5, 1.0, **kw)
+    fade = (0.5 * old.frame(1.0, **kw) + 0.5 * new.frame(1.0, **kw))
+    assert mid.shape == (180, 320, 3) and np.abs(mid - fade).mean() > 3  # tiles in flight, not a crossfade
+    end = new.transition_frame(old, 1.0, 2.0, **kw)
+    assert np.array_equal(end, new.frame(2.0, **kw))  # landed: the new map, exactly
+    same = {tuple(other.index[f]): c for c, f in enumerate(other.grid)}  # frames both maps show
+    pairs = [(c, same[tuple(b.index[f])]) for c, f in enumerate(b.grid) if tuple(b.index[f]) in same]
+    assert pairs and all(new._matches(old)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
+
+
 def test_follow_glides_to_the_nearest_tiles(built):
     from mosaic.animate import MosaicAnimator
 

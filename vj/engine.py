@@ -152,6 +152,25 @@ class Layer:
             self.sources[self.key(genre)] = None
             return None
 
+    def render_switch(self, old: str, new: str, amount: float, ctx: FrameContext, params: dict[str, float],
+                      size, black: np.ndarray) -> np.ndarray:
+        """A genre switch ``amount`` of the way from ``old`` to ``new``: the new source's own transition
+        when it has one for the old (mosaics fly their tiles between layouts), else a crossfade."""
+        src_old, src_new = self.source(old), self.source(new)
+        transition = getattr(src_new, "transition", None)
+        if transition is not None and src_old is not None:
+            try:
+                frame = transition(src_old, amount, ctx, params)
+                if frame is not None and frame.shape[:2] == (size[1], size[0]):
+                    return frame
+            except Exception as exc:  # noqa: BLE001 - fall back to the crossfade
+                if ("transition", new) not in self.failed:
+                    self.failed.add(("transition", new))
+                    show_log.warning("layer %s: transition to %s failed, crossfading: %s", self.spec.name, new, exc)
+        a = self.render(old, ctx, params, size)
+        b = self.render(new, ctx, params, size)
+        return cv2.addWeighted(a if a is not None else black, 1 - amount, b if b is not None else black, amount, 0)
+
     def close(self) -> None:
         for s in self.sources.values():
             if s is not None:
@@ -371,11 +390,11 @@ class Engine:
 
         def layer_frame(job):
             layer, opacity, p = job
-            frame = layer.render(self.genre, ctx, p, self.render_size)
             if self.fade_from is not None and layer.spec.source in GENRE_KINDS:
-                old = layer.render(self.fade_from, ctx, p, self.render_size)
-                frame = cv2.addWeighted(old if old is not None else self._black, 1 - fade,
-                                        frame if frame is not None else self._black, fade, 0)
+                frame = layer.render_switch(self.fade_from, self.genre, fade, ctx, p, self.render_size,
+                                            self._black)
+            else:
+                frame = layer.render(self.genre, ctx, p, self.render_size)
             if frame is None:
                 return None
             for fx in layer.effects:
