@@ -52,6 +52,16 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             times = times[10:]
             print(f"   {name:7} {1 / np.mean(times):6.1f} fps, {stats_ms(times)}")
+        # a genre switch: tiles fly from one layout (another seed's view) to the new one over the frames
+        old, new = MosaicAnimator(built, (1920, 1080), seed=1), MosaicAnimator(built, (1920, 1080), seed=2)
+        old.follow_point(old.centers[0])
+        times = []
+        for i in range(args.frames):
+            t0 = time.perf_counter()
+            new.transition_frame(old, i / args.frames, i / 60, beat=i / 30, **MODES["all"])
+            times.append(time.perf_counter() - t0)
+        times = times[10:]
+        print(f"   {'switch':7} {1 / np.mean(times):6.1f} fps, {stats_ms(times)} (genre switch, tiles in flight)")
         # the naive way: redraw the visible tiles of the view every frame
         anim = MosaicAnimator(built, (1920, 1080))
         vis = anim.visible_cells(anim.view, 2.5)
