@@ -208,6 +208,23 @@ def make_generator_ckpt(path: Path, seed: int) -> Path:
     return path
 
 
+def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
+    from vj.sources import GeneratorSource
+
+    ckpt = make_generator_ckpt(tmp_path / "g.pt", 3)
+
+    def run():
+        src = GeneratorSource((64, 64), ckpt, exact=True)
+        frames = [src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10}).astype(int) for i in range(13)]
+        return frames
+    frames = run()
+    # 60 fps from 10 images a second: each frame moves a sixth of the way to the next image
+    steps = [np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]
+    jump = np.abs(frames[6] - frames[0]).mean()  # one whole generator image apart
+    assert jump > 1 and max(steps) < 0.5 * jump
+    assert all(np.array_equal(a, b) for a, b in zip(frames, run()))  # offline: the same frames every time
+
+
 @pytest.fixture(scope="module")
 def show(tmp_path_factory):
     d = tmp_path_factory.mktemp("show")

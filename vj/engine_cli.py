@@ -89,8 +89,8 @@ def cmd_render(args) -> int:
     total = round(args.seconds * engine.fps)
     bar = tqdm(total=total, desc="render", unit="frame")
     try:
-        n = engine.run(FixedClock(engine.fps), [FileOutput(args.out, engine.fps, engine.size, audio, args.preset)], frames=total,
-                       on_frame=lambda i: bar.update(1))
+        out = FileOutput(args.out, engine.fps, engine.size, audio, getattr(args, "preset", "veryfast"))
+        n = engine.run(FixedClock(engine.fps), [out], frames=total, on_frame=lambda i: bar.update(1))
     finally:
         bar.close()
         engine.close()
