@@ -8,8 +8,10 @@ ever sees frames at their final size. Frames are ``(H, W, 3) uint8`` RGB arrays 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -288,18 +290,39 @@ class VideoWriter:
             output_params=["-preset", preset, "-movflags", "+faststart"] + (["-shortest"] if audio else []),
             **extra)
         self._gen.send(None)
+        # a feeder thread pipes frames to ffmpeg while the caller makes the next one (a 6 MB frame does not
+        # fit a 64 KB pipe: written inline, every frame would wait for ffmpeg to read it)
+        self._queue: queue.Queue = queue.Queue(maxsize=3)
+        self._error: BaseException | None = None
+        self._feeder = threading.Thread(target=self._feed, name="video-writer", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._gen.send(frame)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread on its next call
+                    self._error = exc
 
     def write(self, frame: np.ndarray) -> None:
+        """Queue one frame (the writer keeps a reference: do not change the array afterwards)."""
         if frame.shape[1::-1] != self.size:
             raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, writer is {self.size[0]}x{self.size[1]}")
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        if self._error is not None:
+            raise MediaError(f"{self.path}: ffmpeg stopped: {self._error}")
+        self._queue.put(np.ascontiguousarray(frame, dtype=np.uint8))
         self.frames += 1
 
     def close(self) -> None:
         if self._gen is None:
             return
+        self._queue.put(None)
+        self._feeder.join()
         self._gen.close()
         self._gen = None
+        if self._error is not None:
+            raise MediaError(f"{self.path}: ffmpeg stopped: {self._error}")
         self._tmp.replace(self.path)  # the file appears whole or not at all
 
     def __enter__(self) -> "VideoWriter":

@@ -269,6 +269,10 @@ class GeneratorSource(Source):
         from gan.walk import BatchStatsRenderer, LatentWalk
 
         self.torch = torch
+        if str(device) == "cpu":
+            # one thread: the engine already runs layers side by side, and torch's idle OpenMP threads
+            # spin for a while after each call, taking the cores the compositor needs
+            torch.set_num_threads(1)
         self.G, fixed_noise = load_generator(ckpt, device)
         self.render_batch = BatchStatsRenderer(self.G, fixed_noise)
         self.walk = LatentWalk(self.G.nz, keys=8, seconds_per_key=2.0, seed=seed)
@@ -280,6 +284,8 @@ class GeneratorSource(Source):
         self._shown: np.ndarray | None = None      # the small image the last frame showed
         self._slot: int | None = None              # offline: the slot whose two images _pair holds
         self._cache: tuple | None = None           # (small image, its upscale): a still frame costs nothing
+        self._ahead = None                         # offline: the future image of the slot after next
+        self._executor = None
         self._want: tuple | None = None
         self._cv = threading.Condition()
         self._stop = False
@@ -319,13 +325,20 @@ class GeneratorSource(Source):
         self.walk_t += dt * p.get("speed", 1.0)
         rate = max(1.0, p.get("rate", 20))
         want = (self.walk_t, p.get("smooth", 1.0), p.get("jitter", 0.0), rate)
-        if self.exact:  # images at fixed show times (slot starts), the walk predicted one slot ahead: repeatable
+        if self.exact:  # images at fixed show times (slot starts), the walk predicted ahead: repeatable
             pos = ctx.t * rate + 1e-6
             slot = int(pos)
             if self._slot != slot:
-                ahead = (self.walk_t + p.get("speed", 1.0) / rate, *want[1:3])
-                start = self._pair[1] if self._slot == slot - 1 else self._render(*want[:3])
-                self._slot, self._pair = slot, (start, self._render(*ahead), 0.0)
+                step = p.get("speed", 1.0) / rate
+                if self._slot == slot - 1 and self._ahead is not None:
+                    start, nxt = self._pair[1], self._ahead.result()
+                else:  # the first slot (or a jump in time): both ends now
+                    if self._ahead is not None:
+                        self._ahead.result()
+                    start, nxt = self._render(*want[:3]), self._render(self.walk_t + step, *want[1:3])
+                # the image after next renders on a worker while this slot's frames are mixed
+                self._ahead = self._pool().submit(self._render, self.walk_t + 2 * step, *want[1:3])
+                self._slot, self._pair = slot, (start, nxt, 0.0)
             a = pos - slot
         else:
             with self._cv:
@@ -341,10 +354,19 @@ class GeneratorSource(Source):
             self._cache = (small, cover(np.clip(small, 0, 255).astype(np.uint8), self.size, cv2.INTER_CUBIC))
         return self._cache[1]
 
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="generator")
+        return self._executor
+
     def close(self):
         with self._cv:
             self._stop = True
             self._cv.notify()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
 
 SOURCE_KINDS = ("clip", "generator", "mosaic", "solid", "gradient")
