@@ -111,11 +111,33 @@ class _Pooled(torch.nn.Module):
         return torch.flatten(x, 1)
 
 
+_ONNX_MODELS: dict[tuple[str, int], bytes] = {}
+
+
+def _onnx_model(name: str, net: torch.nn.Module, size: int) -> bytes:
+    """Backbone ``name`` (as ``net``) exported to ONNX once per process: pooled features, dynamic batch."""
+    import io
+    import warnings
+
+    if (name, size) in _ONNX_MODELS:
+        return _ONNX_MODELS[name, size]
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(2, 3, size, size),), buf, dynamo=False, input_names=["x"],
+                          output_names=["features"], dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=17)
+    _ONNX_MODELS[name, size] = buf.getvalue()
+    return _ONNX_MODELS[name, size]
+
+
 class FeatureExtractor:
     """Pooled penultimate features, batched, channels_last, in inference mode."""
 
     def __init__(self, backbone: str = "efficientnet_lite0", device: str = "cpu", batch: int | None = None,
-                 compile: bool = False):
+                 compile: bool = False, runtime: str = "auto"):
+        """``runtime``: ``auto`` runs ONNX Runtime on the CPU when it is installed (1.5x the frozen torch
+        trace for EfficientNet-Lite0 on two cores, the same features), else torch; ``torch`` or ``onnx``."""
         self.spec = get_backbone(backbone)
         model = self.spec.build()
         self.classifier = model
@@ -125,7 +147,41 @@ class FeatureExtractor:
         self.batch = batch or (16 if self.device.type == "cpu" else 128)
         self._mean = torch.tensor(self.spec.mean).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(self.spec.std).view(1, 3, 1, 1) * 255
-        self._features = self._optimised(compile)
+        self.runtime = "torch"
+        if runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"runtime {runtime!r} is not one of auto, torch, onnx")
+        onnx = None
+        if runtime == "onnx" or (runtime == "auto" and self.device.type == "cpu" and not compile):
+            onnx = self._onnx(required=runtime == "onnx")
+        if onnx is not None:
+            self.runtime, self._features = "onnx", onnx
+        else:
+            self._features = self._optimised(compile)
+
+    def _onnx(self, required: bool):
+        """The feature function on ONNX Runtime (the network exported once per process, in memory)."""
+        try:
+            import onnxruntime as ort
+
+            model = _onnx_model(self.spec.name, _Pooled(self.model.to(memory_format=torch.contiguous_format)).eval(),
+                                self.spec.size)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave idle cores to decoding
+            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - not installed, or a backbone that does not export
+            if required:
+                raise BackboneUnavailable(f"backbone {self.spec.name}: ONNX Runtime unavailable ({exc})") from None
+            log.info("features: ONNX Runtime unavailable (%s); using torch", exc)
+            return None
+        finally:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+        return run
+
     def _optimised(self, compile: bool):
         """The feature function: traced and frozen (oneDNN conv+BN+activation fusion, 1.6x on a 2-core CPU,
         no compile wait) unless ``compile`` asks for torch.compile (pays off on long GPU runs)."""

@@ -32,6 +32,20 @@ def test_offline_weights_are_real_imagenet_weights(extractor):
     assert extractor(np.zeros((2, 64, 64, 3), np.uint8)).shape == (2, 1280)
 
 
+def test_onnx_runtime_gives_the_torch_features(extractor):
+    from skimage import data
+
+    from mosaic.features import FeatureExtractor
+    from vj.media import fit
+
+    assert extractor.runtime == "onnx"  # the default on a CPU: onnxruntime is a dependency
+    frames = np.stack([fit(data.chelsea(), 224), fit(data.coffee(), 224), fit(data.astronaut(), 224)])
+    a = extractor(frames)
+    b = FeatureExtractor("efficientnet_lite0", runtime="torch")(frames)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert a.shape == (3, 1280) and cos.min() > 0.9999
+
+
 def test_online_backbone_offline_fails_with_one_line(tmp_path):
     img = tmp_path / "a.png"
     from PIL import Image
