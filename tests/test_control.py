@@ -74,6 +74,8 @@ def test_address_table_covers_every_parameter_and_command():
     assert {"/vj/genre", "/vj/cue", "/vj/tap", "/vj/bpm"} <= set(addrs)
     proc = run_vj("osc", "--list", check=True)
     assert "/vj/master/crossfade" in proc.stdout and "/vj/layer/gan/speed" in proc.stdout
+    table = run_vj("osc", "--markdown", check=True).stdout.strip()
+    assert table in (ROOT / "README.md").read_text(), "README's OSC table is stale: paste `vj osc --markdown`"
 
 
 # ---------------------------------------------------------------- OSC over real loopback sockets
