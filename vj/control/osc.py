@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import Any, Iterable
 
 from vj.params import COMMANDS, ParamStore
@@ -127,7 +128,8 @@ class OscServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.sock.bind((host, port))
-        self.batch_wait = 0.002  # seconds between batches: well inside a 60 fps frame
+        self.batch_wait = 0.01   # seconds between batches (the frame loop also polls before every frame)
+        self.slice = 32          # datagrams routed per hold of the interpreter lock (~0.15 ms)
         self.address = self.sock.getsockname()
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.sock.setblocking(False)
@@ -150,10 +152,14 @@ class OscServer:
         self.sock.setblocking(False)
         while not self._stop.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
-            if ready:
+            while ready:  # in slices, letting go of the interpreter between them: the frame loop never waits
                 with self._lock:
-                    if not self._take(1 << 30):
-                        return
+                    alive, ready = self._take(self.slice), True
+                if not alive:
+                    return
+                if not self._pending():
+                    break
+                time.sleep(0)
             self._stop.wait(self.batch_wait)
 
     def poll(self, limit: int = 32) -> None:
@@ -167,6 +173,14 @@ class OscServer:
                 self._take(limit)
             finally:
                 self._lock.release()
+
+    def _pending(self) -> bool:
+        import select
+
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
     def _take(self, limit: int) -> bool:
         """Route up to ``limit`` waiting datagrams in arrival order; False once the socket is closed."""
