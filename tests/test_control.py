@@ -126,7 +126,30 @@ def test_loopback_round_trip_with_junk_and_a_bounded_flood_while_rendering(tmp_p
     assert shown >= 60                                   # the loop kept rendering through the flood
     assert engine.genre == "blue" and engine.store["fx.inv.amount"] == 1.0
     assert engine.store.dropped["malformed"] >= sent["n"] // 20  # junk counted (UDP may drop a few)
-    assert engine.store.received > sent["n"] // 2
+    assert engine.store.received + engine.store.superseded > sent["n"] // 2
+
+
+def test_a_burst_on_one_parameter_is_parsed_once_and_commands_all_count():
+    s = store()
+    server = OscServer(OscRouter(s), "127.0.0.1", 0)
+    server._lock.acquire()  # hold the receiver thread off: this test polls by itself
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for i in range(10):
+                sock.sendto(osc_bytes("/vj/fx/hue/degrees", float(i)), server.address)
+            sock.sendto(osc_bytes("/vj/tap", 1), server.address)
+            sock.sendto(osc_bytes("/vj/tap", 1), server.address)
+            for i in range(10, 20):
+                sock.sendto(osc_bytes("/vj/fx/hue/degrees", float(i)), server.address)
+        time.sleep(0.05)
+        assert server._take(100)
+    finally:
+        server._lock.release()
+        server.close()
+    drained = s.drain()
+    assert drained.changed["fx.hue.degrees"] == 19.0       # the last value wins
+    assert [e.name for e in drained.commands] == ["tap", "tap"]
+    assert s.superseded == 18 and "18 superseded" in s.status()
 
 
 def test_osc_feedback_sends_changes_to_a_controller():

@@ -68,6 +68,7 @@ class ParamStore:
         self.values: dict[str, float] = {}
         self.dropped: Counter[str] = Counter()  # reason -> count, shown in the status line
         self.received = 0
+        self.superseded = 0  # parameter messages replaced by a later one of the same burst (never applied)
         self._queue: deque[Event] = deque()  # append/popleft are atomic: no lock per event
         self._listeners: list[Callable[[str, float], None]] = []
         self._lock = threading.Lock()
@@ -103,6 +104,11 @@ class ParamStore:
         """Count input rejected before it became an event (e.g. a malformed datagram)."""
         with self._lock:
             self.dropped[reason] += 1
+
+    def supersede(self, n: int) -> None:
+        """Count ``n`` inputs replaced by a later value for the same parameter before they were queued."""
+        with self._lock:
+            self.superseded += n
 
     # -- engine thread, once per frame
     def drain(self, limit: int = 100_000) -> Drained:
@@ -142,7 +148,8 @@ class ParamStore:
 
     def status(self) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
-        return f"events {self.received}" + (f", dropped {sum(self.dropped.values())} ({drops})" if drops else "")
+        return (f"events {self.received}" + (f", {self.superseded} superseded in bursts" if self.superseded else "")
+                + (f", dropped {sum(self.dropped.values())} ({drops})" if drops else ""))
 
 
 def parse_action(action: str):

@@ -130,6 +130,7 @@ class OscServer:
         self.sock.bind((host, port))
         self.batch_wait = 0.01   # seconds between batches (the frame loop also polls before every frame)
         self.slice = 32          # datagrams routed per hold of the interpreter lock (~0.15 ms)
+        self._commands = {(PREFIX + c).encode() for c in COMMANDS}
         self.address = self.sock.getsockname()
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.sock.setblocking(False)
@@ -183,19 +184,41 @@ class OscServer:
             return False
 
     def _take(self, limit: int) -> bool:
-        """Route up to ``limit`` waiting datagrams in arrival order; False once the socket is closed."""
+        """Route up to ``limit`` waiting datagrams in arrival order; False once the socket is closed.
+
+        A burst that moves one parameter many times (a fader, a flood) is parsed once: only its last value
+        would survive the frame anyway. Commands (genre, cue, tap...) each count and are never merged.
+        """
+        latest: dict[bytes, bytes] = {}   # parameter address -> its newest datagram in this slice
+        merged = 0
+        alive = True
         for _ in range(limit):
             try:
                 data, sender = self.sock.recvfrom(65536)
             except BlockingIOError:
-                return True
+                break
             except OSError:
-                return False
+                alive = False
+                break
             if self.allow and sender[0] not in self.allow:
                 self.router.store.drop("sender not allowed")
                 continue
+            end = data.find(b"\0", 1) if data[:1] == b"/" else -1
+            address = data[:end] if end > 0 else None
+            if address is not None and address not in self._commands:
+                merged += address in latest
+                latest.pop(address, None)  # re-inserted last: a parameter keeps its place after commands
+                latest[address] = data
+                continue
+            for d in latest.values():      # a command: what came before it goes first
+                self.router.handle_datagram(d)
+            latest.clear()
             self.router.handle_datagram(data)
-        return True
+        for d in latest.values():
+            self.router.handle_datagram(d)
+        if merged:
+            self.router.store.supersede(merged)
+        return alive
 
     def close(self) -> None:
         self._stop.set()
