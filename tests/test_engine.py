@@ -215,8 +215,11 @@ def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
 
     def run():
         src = GeneratorSource((64, 64), ckpt, exact=True)
-        frames = [src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10}).astype(int) for i in range(13)]
-        return frames
+        try:
+            return [src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10}).astype(int) for i in range(13)]
+        finally:
+            src.close()
+
     frames = run()
     # 60 fps from 10 images a second: each frame moves a sixth of the way to the next image
     steps = [np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]
