@@ -61,9 +61,9 @@ class BatchStatsRenderer:
     def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 64, seed: int = 0):
         self.device = next(generator.parameters()).device
         self.G = generator
-        self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         self.frozen = size > 0
         if not self.frozen:
+            self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
             return
         if reference is None:
             reference = torch.randn(size, generator.nz, generator=torch.Generator().manual_seed(seed))

@@ -26,6 +26,7 @@ import numpy as np
 
 from mosaic.pipeline import Built, load_built
 from mosaic.render import canvas_size, layout_maps, render_poster
+from mosaic.search import unit
 from vj.params import Param
 
 
@@ -81,6 +82,7 @@ class MosaicAnimator:
         k = self._strips.shape[1] if self._strips is not None else 1
         self._phase = ((np.arange(self.n_cells) * 0.6180339887 % 1.0) * k).tolist()  # golden-ratio spread
         self._extractor = None
+        self._match: tuple = (None, None)  # (the other map's Built, this map's cell for each of its cells)
 
     # ------------------------------------------------------------ pasting single cells
     def _mask(self, cell: int):
@@ -122,8 +124,7 @@ class MosaicAnimator:
 
     def _nearest_other_frames(self) -> np.ndarray:
         """For each cell, the frame nearest in feature space to the cell's frame (itself excluded)."""
-        f = np.asarray(self.built.features, np.float32)
-        f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-8)
+        f = unit(self.built.features)
         g = self.built.grid
         sims = f[g] @ f.T                         # (cells, frames)
         sims[np.arange(len(g)), g] = -np.inf
@@ -159,7 +160,7 @@ class MosaicAnimator:
             self._extractor = FeatureExtractor(self.built.settings.get("backbone", "efficientnet_lite0"))
         q = self._extractor(frame[None])[0]
         f = np.asarray(self.built.features, np.float32)[self.built.grid]
-        d = 1 - (f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-8)) @ (q / (np.linalg.norm(q) + 1e-8))
+        d = 1 - unit(f) @ unit(q)
         cells = np.argsort(d)[:k]
         self.follow_point(self.centers[cells].mean(0))
         return cells
@@ -178,7 +179,7 @@ class MosaicAnimator:
         """A genre switch between two layouts: ``src``'s visible tiles fly to the cells of this map that
         show their nearest frames (the same frame when both maps hold it), while this map fades in."""
         va, za = src._advance(t, beat, drift, zoom, play, ripple, follow)
-        vb, zb = self._advance(t, beat, drift, zoom, play, ripple, follow)
+        _, zb = self._advance(t, beat, drift, zoom, play, ripple, follow)
         a = amount * amount * (3 - 2 * amount)              # ease in and out
         w, h = self.size
         out = cv2.addWeighted(src._warp(src.canvas, src.view, za), 0.35 * (1 - a),
@@ -196,14 +197,11 @@ class MosaicAnimator:
 
     def _matches(self, src: "MosaicAnimator") -> np.ndarray:
         """For each cell of ``src``, the cell of this map whose frame is nearest in feature space."""
-        key = id(src.built)
-        if getattr(self, "_match_key", None) != key:
-            fa = np.asarray(src.built.features, np.float32)[src.built.grid]
-            fb = np.asarray(self.built.features, np.float32)[self.built.grid]
-            fa = fa / (np.linalg.norm(fa, axis=1, keepdims=True) + 1e-8)
-            fb = fb / (np.linalg.norm(fb, axis=1, keepdims=True) + 1e-8)
-            self._match_key, self._match = key, (fa @ fb.T).argmax(1)
-        return self._match
+        if self._match[0] is not src.built:
+            fa = unit(np.asarray(src.built.features)[src.built.grid])
+            fb = unit(np.asarray(self.built.features)[self.built.grid])
+            self._match = (src.built, (fa @ fb.T).argmax(1))
+        return self._match[1]
 
     def _advance(self, t: float, beat: float, drift: float, zoom: float, play: float, ripple: float,
                  follow: float) -> tuple[np.ndarray, float]:

@@ -20,14 +20,15 @@ class Match:
     distance: float
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (cosine geometry: features compare by angle)."""
     x = np.asarray(x, np.float32)
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-8)
 
 
 def nearest(built: Built, query: np.ndarray, k: int = 8, max_distance: float | None = None) -> list[Match]:
     """The ``k`` frames nearest to the feature vector ``query`` (D,), closest first, within the cut-off."""
-    d = 1.0 - _unit(built.features) @ _unit(query)
+    d = 1.0 - unit(built.features) @ unit(query)
     order = np.argsort(d, kind="stable")[:k]
     return [Match(int(i), built.index[i][0], built.index[i][1], float(d[i])) for i in order
             if max_distance is None or d[i] <= max_distance]
@@ -35,9 +36,9 @@ def nearest(built: Built, query: np.ndarray, k: int = 8, max_distance: float | N
 
 def combine(plus: list[np.ndarray], minus: list[np.ndarray]) -> np.ndarray:
     """Feature arithmetic on unit vectors: sum(plus) - sum(minus), e.g. A + B - C."""
-    v = sum(_unit(p) for p in plus)
+    v = sum(unit(p) for p in plus)
     for m in minus:
-        v = v - _unit(m)
+        v = v - unit(m)
     return v
 
 

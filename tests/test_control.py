@@ -142,7 +142,7 @@ def test_a_burst_on_one_parameter_is_parsed_once_and_commands_all_count():
             for i in range(10, 20):
                 sock.sendto(osc_bytes("/vj/fx/hue/degrees", float(i)), server.address)
         time.sleep(0.05)
-        assert server._take(100)
+        assert server._take(100) == 22
     finally:
         server._lock.release()
         server.close()

@@ -155,11 +155,10 @@ class OscServer:
             ready, _, _ = select.select([self.sock], [], [], 0.2)
             while ready:  # in slices, letting go of the interpreter between them: the frame loop never waits
                 with self._lock:
-                    alive, ready = self._take(self.slice), True
-                if not alive:
+                    taken = self._take(self.slice)
+                if taken < 0:
                     return
-                if not self._pending():
-                    break
+                ready = taken == self.slice  # a full slice: more may be waiting
                 time.sleep(0)
             self._stop.wait(self.batch_wait)
 
@@ -175,31 +174,23 @@ class OscServer:
             finally:
                 self._lock.release()
 
-    def _pending(self) -> bool:
-        import select
-
-        try:
-            return bool(select.select([self.sock], [], [], 0)[0])
-        except (OSError, ValueError):
-            return False
-
-    def _take(self, limit: int) -> bool:
-        """Route up to ``limit`` waiting datagrams in arrival order; False once the socket is closed.
+    def _take(self, limit: int) -> int:
+        """Route up to ``limit`` waiting datagrams in arrival order; how many were read, -1 once closed.
 
         A burst that moves one parameter many times (a fader, a flood) is parsed once: only its last value
         would survive the frame anyway. Commands (genre, cue, tap...) each count and are never merged.
         """
         latest: dict[bytes, bytes] = {}   # parameter address -> its newest datagram in this slice
-        merged = 0
-        alive = True
-        for _ in range(limit):
+        merged = taken = 0
+        while taken < limit:
             try:
                 data, sender = self.sock.recvfrom(65536)
             except BlockingIOError:
                 break
             except OSError:
-                alive = False
+                taken = -1
                 break
+            taken += 1
             if self.allow and sender[0] not in self.allow:
                 self.router.store.drop("sender not allowed")
                 continue
@@ -218,7 +209,7 @@ class OscServer:
             self.router.handle_datagram(d)
         if merged:
             self.router.store.supersede(merged)
-        return alive
+        return taken
 
     def close(self) -> None:
         self._stop.set()
