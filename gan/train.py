@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -118,16 +119,33 @@ class Trainer:
         self.D.apply(init_weights)
         self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
         self.epoch = self.step = self.batch_in_epoch = 0
-        mem = torch.channels_last
+        # channels_last for eager convolutions; under torch.compile inductor chooses layouts itself (and
+        # channels_last weights trip its ConvTranspose backward)
+        mem = torch.contiguous_format if cfg.compile else torch.channels_last
         self.G.to(self.device, memory_format=mem)
         self.D.to(self.device, memory_format=mem)
-        self.optG = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-        self.optD = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        on_gpu = self.device.type == "cuda"
+        # a DCGAN step is ~500 small kernels: on a GPU their launches, not the math, set the pace. So the
+        # whole step (forward, backward, Adam) is captured once as a CUDA graph and replayed every step.
+        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not cfg.compile
+        self._graph = None
+        self._warm_steps = 0
+        # fused Adam: one kernel per step instead of one per parameter tensor; capturable: inside a graph
+        adam = dict(lr=cfg.lr, betas=(cfg.beta1, 0.999), fused=True if on_gpu else None,
+                    capturable=self.graphed)
+        self.optG = torch.optim.Adam(self.G.parameters(), **adam)
+        self.optD = torch.optim.Adam(self.D.parameters(), **adam)
+        if on_gpu:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
         if ckpt is not None:
             self._restore(ckpt)
         self.first_epoch = self.epoch  # for the ETA of this session
-        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" \
+        # no autocast weight cache: a captured graph must re-cast the weights Adam updates in place
+        self.amp = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.graphed) if on_gpu \
             else contextlib.nullcontext()
+        # sample PNGs are encoded on a worker while training goes on (one worker: written in order)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="samples") if self.rank == 0 else None
+        self._writes: list = []
         self.G_train, self.D_train = self.G, self.D
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -135,6 +153,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_train, self.D_train = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
         if cfg.compile:
+            import torch._inductor.config as inductor
+
+            inductor.layout_optimization = False  # its channels_last ConvTranspose backward fails (torch 2.11)
             self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
         self._stop_requested = False
 
@@ -153,6 +174,7 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:
             return
+        self.wait_samples()  # a checkpoint never points past samples that are not on disk
         state = {
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
@@ -176,7 +198,13 @@ class Trainer:
         if self.rank != 0:
             return
         with self.amp:  # batch statistics as in training, without touching the running averages
-            u8 = to_uint8(BatchStatsRenderer(self.G, size=0)(self.fixed_noise))  # (B, S, S, 3)
+            images = BatchStatsRenderer(self.G, size=0)(self.fixed_noise)
+        self._writes = [f for f in self._writes if not f.done() or f.result()]  # re-raise a failed write
+        # the worker brings the images to the host: the training loop never waits for the GPU here
+        self._writes.append(self._writer.submit(self._save_samples, images, name))
+
+    def _save_samples(self, images: torch.Tensor, name: str) -> None:
+        u8 = to_uint8(images)  # (B, S, S, 3)
         samples = self.run_dir / "samples"
         samples.mkdir(parents=True, exist_ok=True)
         Image.fromarray(make_grid(u8)).save(samples / name)
@@ -184,8 +212,15 @@ class Trainer:
             (samples / f"z{j:02d}").mkdir(exist_ok=True)
             Image.fromarray(u8[j]).save(samples / f"z{j:02d}" / name)
 
+    def wait_samples(self) -> None:
+        """Block until every sample handed to the writer is on disk (re-raises a failed write)."""
+        for f in self._writes:
+            f.result()
+        self._writes = []
+
     # -- one optimisation step
-    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z))) on the device, unsynchronised."""
         cfg, b = self.cfg, real.shape[0]
         aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
         z = torch.randn(b, cfg.nz, device=self.device)
@@ -212,18 +247,69 @@ class Trainer:
         loss_g.backward()
         self.optG.step()
         loss_d = loss_real + loss_fake
-        stats = torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
-                             torch.sigmoid(out_fake).mean().detach()]).tolist()
-        if not all(math.isfinite(v) for v in stats):
-            raise TrainingDiverged(f"loss became {stats[0] if not math.isfinite(stats[0]) else stats[1]} at "
-                                   f"epoch {self.epoch + 1}, step {self.step + 1}")
-        return dict(zip(["loss_d", "loss_g", "d_x", "d_g_z"], stats))
+        return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
+                            torch.sigmoid(out_fake).mean().detach()])
+
+    def train_batch(self, store, idx) -> torch.Tensor:
+        """One training step on the frames ``store[idx]``; through the CUDA graph where the trainer uses one.
+
+        ``store`` is the cache (a uint8 tensor on the GPU, else the memory-mapped array), ``idx`` the batch's
+        frame indices (a device tensor with a GPU store). The graph includes the gather, so a step costs
+        one index copy and one replay, and never waits for the GPU.
+        """
+        if not self.graphed:
+            return self.train_step(self._batch(store, idx))
+        if self._graph is not None and self._graph_store is not store:
+            self._graph = None  # another cache: capture again
+        if self._graph is None:
+            if self._warm_steps < 3:  # real steps, eager, on a side stream: cuDNN and the allocator settle
+                self._warm_steps += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    stats = self.train_step(self._batch(store, idx))
+                torch.cuda.current_stream().wait_stream(side)
+                return stats
+            self._idx, self._graph_store = idx.clone(), store
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):  # records the step; nothing runs until replay
+                self._stats = self.train_step(self._batch(store, self._idx))
+        else:
+            self._idx.copy_(idx)
+        self._graph.replay()
+        return self._stats.clone()
+
+    def epoch_batches(self, order: np.ndarray, batch: int, steps: int, on_gpu: bool):
+        """This process's batches of an epoch, (steps, batch) frame indices, each row sorted (cache locality);
+        on a GPU uploaded once per epoch, so no step waits for a host-to-device copy."""
+        rows = order[:steps * self.world * batch].reshape(steps * self.world, batch)[self.rank::self.world]
+        rows = np.sort(rows, axis=1)
+        return torch.from_numpy(rows).pin_memory().to(self.device, non_blocking=True) if on_gpu else rows
+
+    def check(self, pending: list[torch.Tensor], first_step: int) -> np.ndarray:
+        """Bring the stats of the steps since the last check to the host (one sync); raise on NaN/inf."""
+        stats = torch.stack(pending).float().cpu().numpy()
+        bad = ~np.isfinite(stats[:, :2]).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            v = stats[i, 0] if not np.isfinite(stats[i, 0]) else stats[i, 1]
+            raise TrainingDiverged(f"loss became {v} at epoch {self.epoch + 1}, step {first_step + i + 1}")
+        return stats
 
     # -- the loop
     def request_stop(self, *_):
         self._stop_requested = True
 
     def fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None = None) -> Outcome:
+        try:
+            return self._fit(frames, active, deadline)
+        finally:
+            if self.rank == 0:
+                self.wait_samples()
+                if (self.run_dir / "log.csv").exists():
+                    plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+
+    def _fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None) -> Outcome:
         cfg = self.cfg
         n = len(active)
         batch = min(cfg.batch, max(1, n // self.world))
@@ -231,39 +317,52 @@ class Trainer:
         sample_at = {max(1, round(k * steps / cfg.samples_per_epoch)): k for k in range(1, cfg.samples_per_epoch + 1)}
         on_gpu = self.device.type == "cuda"
         # the whole cache on the GPU as uint8 when it fits: the input pipeline disappears
-        store = torch.from_numpy(np.asarray(frames)).to(self.device) if on_gpu else frames
+        store = self.upload(frames) if on_gpu else frames
+        # a GPU runs ahead of Python: losses come back (and are checked) every few steps, not every step
+        sync_every = 25 if on_gpu else 1
         if self.epoch == 0 and self.batch_in_epoch == 0:
             self.write_samples("epoch_00000.png")
-        last_ckpt = time.time()
+        last_ckpt = last_plot = time.time()
         t_start = time.time()
         status = "done"
         self._write_config()
         while self.epoch < cfg.epochs:
             order = active[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)).numpy()]
+            batches = self.epoch_batches(order, batch, steps, on_gpu)
             bar = tqdm(total=steps, initial=self.batch_in_epoch, desc=f"{cfg.genre} epoch {self.epoch + 1}/{cfg.epochs}",
                        disable=not self.progress or self.rank != 0, leave=False, dynamic_ncols=True)
             sums, t0, done_here = np.zeros(4), time.time(), 0
+            pending: list[torch.Tensor] = []
+
+            def check() -> None:
+                nonlocal sums
+                if not pending:
+                    return
+                stats = self.check(pending, self.step - len(pending))
+                sums += stats.sum(axis=0)
+                d, g, dx, dgz = stats[-1]
+                bar.update(len(pending))
+                bar.set_postfix(D=f"{d:.3f}", G=f"{g:.3f}", Dx=f"{dx:.2f}", DGz=f"{dgz:.2f}", ips=f"{ips:.0f}")
+                pending.clear()
+
             while self.batch_in_epoch < steps:
-                i = self.batch_in_epoch
-                idx = order[(i * self.world + self.rank) * batch:(i * self.world + self.rank + 1) * batch]
-                real = self._batch(store, np.sort(idx))
-                stats = self.train_step(real)
-                sums += list(stats.values())
+                pending.append(self.train_batch(store, batches[self.batch_in_epoch]))
                 self.step += 1
                 self.batch_in_epoch += 1
                 done_here += 1
                 ips = done_here * batch * self.world / max(1e-9, time.time() - t0)
-                bar.update(1)
-                bar.set_postfix(D=f"{stats['loss_d']:.3f}", G=f"{stats['loss_g']:.3f}", Dx=f"{stats['d_x']:.2f}",
-                                DGz=f"{stats['d_g_z']:.2f}", ips=f"{ips:.0f}")
+                if len(pending) >= sync_every:
+                    check()
                 k = sample_at.get(self.batch_in_epoch)
                 if k is not None and k < cfg.samples_per_epoch:
                     self.write_samples(self.sample_name(k, cfg.samples_per_epoch))
                 if self.batch_in_epoch < steps and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
+                    check()  # never checkpoint weights a NaN has reached
                     self.save()
                     last_ckpt = time.time()
                 if self._stop_requested or (deadline and time.time() > deadline):
                     break
+            check()
             bar.close()
             if self.batch_in_epoch < steps:  # stopped mid-epoch
                 self.save()
@@ -272,14 +371,20 @@ class Trainer:
             self.epoch += 1
             self.batch_in_epoch = 0
             self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
-            self.save()
-            last_ckpt = time.time()
+            stopping = self._stop_requested or (deadline and time.time() > deadline and self.epoch < cfg.epochs)
+            # short (GPU) epochs: a checkpoint every ckpt_minutes, not every epoch (110 MB each at 96 px)
+            if stopping or self.epoch >= cfg.epochs or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
+                self.save()
+                last_ckpt = time.time()
             self._log_epoch(sums / max(1, done_here), ips, time.time() - t_start)
+            if time.time() - last_plot > 60:
+                plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+                last_plot = time.time()
             if self.rank == 0 and self.progress:
                 tqdm.write(f"{cfg.genre}: epoch {self.epoch}/{cfg.epochs} loss D {sums[0] / done_here:.3f} "
                            f"G {sums[1] / done_here:.3f} D(x) {sums[2] / done_here:.2f} D(G(z)) "
                            f"{sums[3] / done_here:.2f} {ips:.0f} img/s{self._eta(deadline, t_start)}")
-            if self._stop_requested or (deadline and time.time() > deadline and self.epoch < cfg.epochs):
+            if stopping:
                 status = "interrupted" if self._stop_requested else "deadline"
                 break
         return Outcome(cfg.genre, status, self.epoch, self.step)
@@ -294,9 +399,16 @@ class Trainer:
             eta = min(eta, deadline - time.time())
         return f", ETA {timedelta(seconds=int(max(0, eta)))}"
 
-    def _batch(self, store, idx: np.ndarray) -> torch.Tensor:
+    def upload(self, frames: np.ndarray, chunk: int = 4096) -> torch.Tensor:
+        """The (memory-mapped) uint8 cache onto the device in chunks: no second full copy in RAM."""
+        store = torch.empty(frames.shape, dtype=torch.uint8, device=self.device)
+        for i in range(0, len(frames), chunk):
+            store[i:i + chunk].copy_(torch.from_numpy(np.array(frames[i:i + chunk])), non_blocking=False)
+        return store
+
+    def _batch(self, store, idx) -> torch.Tensor:
         if isinstance(store, torch.Tensor):
-            u8 = store[torch.from_numpy(idx).to(self.device)]
+            u8 = store[torch.as_tensor(idx, device=self.device)]
         else:
             u8 = torch.from_numpy(np.ascontiguousarray(store[idx]))
         # (B, S, S, 3) uint8 -> (B, 3, S, S) in [-1, 1]; the permuted view is already channels_last
@@ -318,8 +430,7 @@ class Trainer:
             w = csv.writer(f)
             if new:
                 w.writerow(LOG_FIELDS)
-            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.1f}"])
-        plot_losses(path, self.run_dir / "loss.png")
+            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.3f}"])
 
 
 def make_grid(u8: np.ndarray, pad: int = 2) -> np.ndarray:

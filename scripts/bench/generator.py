@@ -1,0 +1,108 @@
+"""The live generator layer: how many images a second a genre's generator makes, on the CPU and the GPU.
+
+Baseline (named, same run): batch-statistics rendering, the way DCGAN training samples are made and the
+way the layer first ran: the run's 64-latent reference batch plus the new latent through train-mode
+BatchNorm, for every image. Ours: the reference batch's BatchNorm statistics frozen once
+(``gan.walk.BatchStatsRenderer``), one image per forward; on a GPU also in batches (throughput for
+several generator layers or a wall of latents). Then the whole layer at 1920x1080: ``GeneratorSource``
+making a new image for every 60 fps frame (``rate`` 60), blend and cubic upscale included.
+
+Untrained weights: speed does not depend on what a generator learned.
+
+    python scripts/bench/generator.py [--sizes 64,96,128] [--seconds 3] [--device auto]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import header, stats_ms
+
+
+def per_second(fn, seconds: float, sync) -> tuple[float, list[float]]:
+    """Calls of ``fn`` per second over ``seconds`` (after 5 warm-up calls), and each call's time."""
+    for _ in range(5):
+        fn()
+    sync()
+    times, t_end = [], time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return len(times) / sum(times), times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="64,96,128")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per line")
+    p.add_argument("--device", default="auto", help="auto: the CPU, then cuda where there is one")
+    args = p.parse_args()
+    header("live generator")
+    from gan.config import TrainConfig
+    from gan.model import Generator, init_weights
+    from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
+    from vj.effects import FrameContext
+    from vj.sources import GeneratorSource
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    for device in devices:
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        if device == "cpu":
+            torch.set_num_threads(1)  # as the live layer runs: one thread beside the compositor
+        for size in map(int, args.sizes.split(",")):
+            cfg = TrainConfig(size=size)
+            torch.manual_seed(0)
+            g = Generator(size, cfg.nz, cfg.ngf)
+            g.apply(init_weights)
+            g = g.to(device).eval()
+            reference = torch.randn(64, cfg.nz)
+            walk = LatentWalk(cfg.nz)
+            t = iter(np.arange(0, 1e6, 1 / 60))
+            train_mode = BatchStatsRenderer(g, size=0)
+
+            def baseline():
+                z = torch.cat([reference, walk(next(t)).unsqueeze(0)])
+                return to_uint8(train_mode(z)[-1:])
+
+            frozen = BatchStatsRenderer(g, reference)
+
+            def ours():
+                return to_uint8(frozen(walk(next(t)).unsqueeze(0)))
+
+            base_ips, _ = per_second(baseline, args.seconds, sync)
+            ours_ips, times = per_second(ours, args.seconds, sync)
+            print(f"   {device} {size}px: baseline (reference batch of 64 + 1, train-mode BN) {base_ips:.1f} images/s; "
+                  f"ours (frozen BN, 1 image) {ours_ips:.1f} images/s ({stats_ms(times)}); ratio {ours_ips / base_ips:.1f}x")
+            if device == "cuda":
+                for batch in (16, 64):
+                    zs = torch.randn(batch, cfg.nz, device=device)
+                    ips, _ = per_second(lambda: to_uint8(frozen(zs)), args.seconds, sync)
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        ips16, _ = per_second(lambda: to_uint8(frozen(zs)), args.seconds, sync)
+                    print(f"      batches of {batch}: {ips * batch:.0f} images/s fp32, {ips16 * batch:.0f} images/s bf16")
+            with tempfile.TemporaryDirectory() as tmp:
+                ckpt = Path(tmp) / "ckpt.pt"
+                torch.save({"G": g.cpu().state_dict(), "cfg": cfg.to_dict(), "fixed_noise": reference}, ckpt)
+                src = GeneratorSource((1920, 1080), ckpt, exact=True, device=device)
+                frame_no = iter(range(10**9))
+                params = {"rate": 60}
+
+                def layer_frame():
+                    i = next(frame_no)
+                    return src.frame(FrameContext(t=i / 60, index=i), params)
+
+                fps, times = per_second(layer_frame, args.seconds, sync)
+                src.close()
+            print(f"      the layer at 1920x1080, a new image every frame: {stats_ms(times)} per frame "
+                  f"({fps:.0f} frames/s)")
+
+
+if __name__ == "__main__":
+    main()
