@@ -80,6 +80,9 @@ def test_exact_knn_matches_a_brute_force_search():
     idx, dist = exact_knn(x, 5, block=64)  # several blocks
     ref_d, ref_i = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
     assert (idx == ref_i[:, 1:]).mean() > 0.99 and np.allclose(dist, ref_d[:, 1:], atol=1e-3)
+    small, _ = exact_knn(x[:50], 5, block=3)  # blocks narrower than k, a ragged last block
+    ref = NearestNeighbors(n_neighbors=6).fit(x[:50]).kneighbors(x[:50], return_distance=False)
+    assert (small == ref[:, 1:]).mean() > 0.99
 
 
 def test_optimal_assignment_is_one_to_one_and_beats_nearest_on_duplicates():

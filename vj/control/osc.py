@@ -150,9 +150,6 @@ class OscServer:
         """
         import select
 
-        from vj.sources import background_priority
-
-        background_priority()
         self.sock.setblocking(False)
         while not self._stop.is_set():
             ready, _, _ = select.select([self.sock], [], [], 0.2)
