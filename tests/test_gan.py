@@ -164,6 +164,21 @@ def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_video
     assert all(torch.equal(after["G"][k], good["G"][k]) for k in good["G"])
 
 
+def test_checkpoints_every_ckpt_minutes_not_every_epoch(tmp_path, monkeypatch):
+    """Short epochs (a GPU's are 0.3 s) do not each write a checkpoint; the end of the run always does."""
+    frames = np.random.default_rng(0).integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    saves = []
+    real_save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self: (saves.append((self.epoch, self.batch_in_epoch)), real_save(self)))
+    cfg = TrainConfig(genre="g", size=64, batch=8, ngf=8, ndf=8, n_fixed=4, epochs=3, device="cpu")
+    Trainer(tmp_path / "a", cfg, progress=False).fit(frames, np.arange(24))
+    assert saves == [(3, 0)]
+    saves.clear()
+    Trainer(tmp_path / "b", replace(cfg, ckpt_minutes=0), progress=False).fit(frames, np.arange(24))
+    assert saves == [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0)]
+    assert len(list((tmp_path / "a" / "samples").glob("epoch_*.png"))) == 4  # the writer thread finished
+
+
 def test_queue_goes_on_when_one_genre_fails_and_summarises(genre_videos, tmp_path):
     (tmp_path / "broken").mkdir()
     proc = run_vj("gan", "train", str(tmp_path / "broken"), str(genre_videos["tunnel"]), "--runs",
