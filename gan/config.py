@@ -34,7 +34,7 @@ class TrainConfig:
     singles: int = 4             # how many fixed latents also get their own single-frame sample track
     seed: int = 0                # seeds weights, data order, noise and augmentation
     device: str = "auto"         # auto, cpu, cuda or mps
-    compile: bool = False        # torch.compile the networks (inductor picks the memory layouts)
+    compile: bool = False        # torch.compile the networks (checked first; on a GPU the CUDA graph is faster)
     cuda_graph: bool = True      # on one GPU: capture the whole training step once, then replay it (no launch overhead)
     ckpt_minutes: float = 5.0    # also checkpoint mid-epoch this often (minutes)
 

@@ -119,15 +119,18 @@ class Trainer:
         self.D.apply(init_weights)
         self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
         self.epoch = self.step = self.batch_in_epoch = 0
+        on_gpu = self.device.type == "cuda"
         # channels_last for eager convolutions; under torch.compile inductor chooses layouts itself (and
         # channels_last weights trip its ConvTranspose backward)
-        mem = torch.contiguous_format if cfg.compile else torch.channels_last
-        self.G.to(self.device, memory_format=mem)
-        self.D.to(self.device, memory_format=mem)
-        on_gpu = self.device.type == "cuda"
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.compiled = cfg.compile and self._compiles(on_gpu)
+        mem = torch.contiguous_format if self.compiled else torch.channels_last
+        self.G.to(memory_format=mem)
+        self.D.to(memory_format=mem)
         # a DCGAN step is ~500 small kernels: on a GPU their launches, not the math, set the pace. So the
         # whole step (forward, backward, Adam) is captured once as a CUDA graph and replayed every step.
-        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not cfg.compile
+        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not self.compiled
         self._graph = None
         self._warm_steps = 0
         # fused Adam: one kernel per step instead of one per parameter tensor; capturable: inside a graph
@@ -152,12 +155,35 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_train, self.D_train = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
-        if cfg.compile:
-            import torch._inductor.config as inductor
-
-            inductor.layout_optimization = False  # its channels_last ConvTranspose backward fails (torch 2.11)
+        if self.compiled:
             self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
         self._stop_requested = False
+
+    def _compiles(self, on_gpu: bool) -> bool:
+        """Whether torch.compile can train these networks here: one forward and backward of compiled copies
+        (weights and RNG untouched). Where it cannot (inductor on torch 2.11 + CUDA failed on DCGAN's
+        ConvTranspose backward with channels_last tensors), one warning and the run goes on eagerly instead
+        of crashing at step 1."""
+        import copy
+
+        import torch._inductor.config as inductor
+
+        inductor.layout_optimization = False  # its channels_last ConvTranspose backward is what fails
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if on_gpu else []):
+                g, d = torch.compile(copy.deepcopy(self.G)), torch.compile(copy.deepcopy(self.D))
+                b, size = self.cfg.batch, self.cfg.size
+                real = torch.rand(b, 3, size, size, device=self.device) * 2 - 1  # as _batch gives it
+                with amp:  # the step's three passes: D on real, D on fake, G through D
+                    out = d(real).float().mean() + d(g(torch.randn(b, self.cfg.nz, device=self.device))).float().mean()
+                out.backward()
+            return True
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: train eagerly
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            log.warning("%s: torch.compile cannot train this model with torch %s on %s (%s); training without "
+                        "it", self.cfg.genre, torch.__version__, self.device.type, reason)
+            return False
 
     # -- checkpoints
     def _restore(self, ckpt: dict) -> None:
@@ -412,7 +438,8 @@ class Trainer:
         else:
             u8 = torch.from_numpy(np.ascontiguousarray(store[idx]))
         # (B, S, S, 3) uint8 -> (B, 3, S, S) in [-1, 1]; the permuted view is already channels_last
-        return u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        return x.contiguous() if self.compiled else x  # compiled: the layout the compile check used
 
     def _write_config(self) -> None:
         if self.rank == 0:

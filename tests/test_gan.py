@@ -281,3 +281,20 @@ def test_gpu_run_trains_samples_and_resumes(genre_videos, tmp_path):
     assert second.status == "done" and second.epoch == 3
     assert len(list((tmp_path / "run" / "samples").glob("epoch_*.png"))) == 4
     assert all(torch.isfinite(v.float()).all() for v in state(tmp_path / "run")["G"].values())
+
+
+def test_compile_that_fails_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, caplog):
+    """A compiler that cannot handle the model (inductor + CUDA on torch 2.11) must not crash the run."""
+    def broken_compile(module, *a, **kw):
+        def fail(*args, **kwargs):
+            raise AssertionError("expected size 512==512, stride 36==1 at dim=1")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    frames = np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+    cfg = TrainConfig(genre="g", size=64, batch=8, ngf=8, ndf=8, n_fixed=4, epochs=1, device="cpu", compile=True)
+    eager = Trainer(tmp_path / "eager", replace(cfg, compile=False), progress=False).train_batch(frames, np.arange(8))
+    with caplog.at_level("WARNING"):
+        tr = Trainer(tmp_path / "c", cfg, progress=False)
+    assert tr.G_train is tr.G and "torch.compile cannot train this model" in caplog.text
+    assert torch.equal(tr.train_batch(frames, np.arange(8)), eager)  # the probe left weights and RNG alone
