@@ -36,7 +36,7 @@ class TrainConfig:
     device: str = "auto"         # auto, cpu, cuda or mps
     compile: bool = False        # torch.compile the networks (checked first; on a GPU the CUDA graph is faster)
     cuda_graph: bool = True      # on one GPU: capture the whole training step once, then replay it (no launch overhead)
-    ckpt_minutes: float = 5.0    # also checkpoint mid-epoch this often (minutes)
+    ckpt_minutes: float = 5.0    # checkpoint this often (minutes, mid-epoch too), and when the run ends or stops
 
     def validate(self) -> "TrainConfig":
         if self.size not in SIZES:
