@@ -312,7 +312,7 @@ class Trainer:
         rows = np.sort(rows, axis=1)
         return torch.from_numpy(rows).pin_memory().to(self.device, non_blocking=True) if on_gpu else rows
 
-    def check(self, pending: list[torch.Tensor], first_step: int) -> np.ndarray:
+    def read_stats(self, pending: list[torch.Tensor], first_step: int) -> np.ndarray:
         """Bring the stats of the steps since the last check to the host (one sync); raise on NaN/inf."""
         stats = torch.stack(pending).float().cpu().numpy()
         bad = ~np.isfinite(stats[:, :2]).all(axis=1)
@@ -364,7 +364,7 @@ class Trainer:
                 nonlocal sums
                 if not pending:
                     return
-                stats = self.check(pending, self.step - len(pending))
+                stats = self.read_stats(pending, self.step - len(pending))
                 sums += stats.sum(axis=0)
                 d, g, dx, dgz = stats[-1]
                 bar.update(len(pending))
@@ -429,7 +429,7 @@ class Trainer:
         """The (memory-mapped) uint8 cache onto the device in chunks: no second full copy in RAM."""
         store = torch.empty(frames.shape, dtype=torch.uint8, device=self.device)
         for i in range(0, len(frames), chunk):
-            store[i:i + chunk].copy_(torch.from_numpy(np.array(frames[i:i + chunk])), non_blocking=False)
+            store[i:i + chunk].copy_(torch.from_numpy(np.array(frames[i:i + chunk])))
         return store
 
     def _batch(self, store, idx) -> torch.Tensor:
