@@ -27,6 +27,7 @@ import numpy as np
 from mosaic.pipeline import Built, load_built
 from mosaic.render import canvas_size, layout_maps, render_poster
 from mosaic.search import unit
+from vj.mix import Rows, as_frame, scale_rows
 from vj.params import Param
 
 
@@ -83,6 +84,7 @@ class MosaicAnimator:
         self._phase = ((np.arange(self.n_cells) * 0.6180339887 % 1.0) * k).tolist()  # golden-ratio spread
         self._extractor = None
         self._match: tuple = (None, None)  # (the other map's Built, this map's cell for each of its cells)
+        self._plane: np.ndarray | None = None  # the view's rows, reused between frames
 
     # ------------------------------------------------------------ pasting single cells
     def _mask(self, cell: int):
@@ -168,10 +170,16 @@ class MosaicAnimator:
     # ------------------------------------------------------------ one frame
     def frame(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
               ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
+        """The frame at time ``t`` (see the module's list of modes)."""
+        return as_frame(self.layer(t, beat, drift, zoom, play, ripple, morph, follow))
+
+    def layer(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
+              ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> "np.ndarray | Rows":
+        """:meth:`frame` as the engine mixes it: a frame, or :class:`vj.mix.Rows` (valid until the next call)."""
         visible, z = self._advance(t, beat, drift, zoom, play, ripple, follow)
         if morph > 1e-3:
             return self._morph_frame(visible, z, morph)
-        return self._warp(self.canvas, self.view, z)
+        return self._view(self.canvas, self.view, z)
 
     def transition_frame(self, src: "MosaicAnimator", amount: float, t: float, beat: float = 0.0,
                          drift: float = 0.3, zoom: float = 2.5, play: float = 1.0, ripple: float = 8.0,
@@ -223,15 +231,20 @@ class MosaicAnimator:
         return visible, z
 
     def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
+        """The view of ``canvas`` centred on ``center`` at ``zoom``, as a full frame."""
+        return as_frame(self._view(canvas, center, zoom))
+
+    def _view(self, canvas: np.ndarray, center, zoom: float) -> "np.ndarray | Rows":
         """The view of ``canvas`` centred on ``center`` at ``zoom``, at the output size (black outside the map).
 
         A crop and one separable resize (3x cheaper than an affine warp at 1080p). The crop starts on a
         whole canvas pixel and spans whole pixels, so the view sits within a canvas pixel of the exact
-        pan and zoom: at 60 fps the drift stays smooth.
+        pan and zoom: at 60 fps the drift stays smooth. Zoomed in (the usual case) it is returned as
+        :class:`vj.mix.Rows`, whose vertical half the engine's mix finishes in its row bands; zoomed out
+        far enough to shrink the canvas, as a frame averaged by ``INTER_AREA``.
         """
         w, h = self.size
         s = h * zoom / self.ch                          # output px per canvas px
-        out = np.empty((h, w, 3), np.uint8)
         spans = []
         for n_out, c, n_canvas in ((w, center[0], self.cw), (h, center[1], self.ch)):
             lo = c - n_out / (2 * s)                    # canvas coordinate of the output's first edge
@@ -242,15 +255,14 @@ class MosaicAnimator:
             spans.append((o0, o1, c0, c1))
         (ox0, ox1, cx0, cx1), (oy0, oy1, cy0, cy1) = spans
         if ox1 <= ox0 or oy1 <= oy0:
-            out[...] = 0
-            return out
-        if (ox0, ox1, oy0, oy1) != (0, w, 0, h):
-            out[:oy0] = 0
-            out[oy1:] = 0
-            out[oy0:oy1, :ox0] = 0
-            out[oy0:oy1, ox1:] = 0
-        cv2.resize(canvas[cy0:cy1, cx0:cx1], (ox1 - ox0, oy1 - oy0), dst=out[oy0:oy1, ox0:ox1],
-                   interpolation=cv2.INTER_LINEAR if s > 0.5 else cv2.INTER_AREA)
+            return np.zeros((h, w, 3), np.uint8)
+        crop = canvas[cy0:cy1, cx0:cx1]
+        if s > 0.5:
+            rows = scale_rows(crop, self.size, rect=(ox0, oy0, ox1, oy1), plane=self._plane)
+            self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
+            return rows
+        out = np.zeros((h, w, 3), np.uint8)
+        cv2.resize(crop, (ox1 - ox0, oy1 - oy0), dst=out[oy0:oy1, ox0:ox1], interpolation=cv2.INTER_AREA)
         return out
 
     def _update_tiles(self, t, beat, visible, play, ripple) -> None:
@@ -340,7 +352,7 @@ class MosaicSource:
             self.animator.focus_on_sources(focus)
 
     def frame(self, ctx, p):
-        return self.animator.frame(ctx.t, ctx.beat, **self._values(p))
+        return self.animator.layer(ctx.t, ctx.beat, **self._values(p))
 
     def transition(self, old, amount: float, ctx, p) -> np.ndarray | None:
         """The genre switch from ``old`` (another genre's source): tiles fly between the two layouts."""

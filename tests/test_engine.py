@@ -18,6 +18,7 @@ from vj.config import ConfigError
 from vj.effects import BLEND_MODES, EFFECTS, FrameContext, apply, blend
 from vj.engine import Engine
 from vj.media import VideoWriter, count_frames
+from vj.mix import as_frame
 from vj.params import Param, ParamStore
 from vj.scene import load_cues, load_scene
 from vj.tempo import Tempo
@@ -73,6 +74,38 @@ def test_blend_opacity_mixes_and_zero_keeps_base():
     assert tuple(blend(base, top, "normal", 0.5)[0, 0]) == (100, 50, 25)
     assert (blend(base, top, "add", 0.0) == base).all()
     assert set(BLEND_MODES) == {"normal", "add", "screen", "multiply", "difference", "lighten"}
+
+
+@pytest.mark.parametrize("cubic", [False, True])
+def test_rows_are_the_opencv_upscale_placed_in_the_frame(cubic):
+    """A layer handed to the mix as rows (upscaled horizontally; the mix does the vertical half) shows the
+    same pixels as OpenCV's resize, inside its rectangle, black around it."""
+    import cv2
+
+    from vj.mix import scale_rows
+
+    rng = np.random.default_rng(3)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), (0, 0), 1)
+    got = scale_rows(img, (200, 120), cubic, rect=(10, 5, 190, 113)).materialize()
+    assert got.shape == (120, 200, 3)
+    want = np.zeros_like(got)
+    want[5:113, 10:190] = cv2.resize(img, (180, 108), interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
+    assert np.abs(got.astype(int) - want).max() <= (3 if cubic else 1)  # cubic: up to 4x, then linear
+    assert (got[:5] == 0).all() and (got[113:] == 0).all() and (got[:, :10] == 0).all()
+
+
+@pytest.mark.parametrize("mode", sorted(BLEND_MODES))
+def test_mixing_rows_in_bands_is_blending_the_upscaled_frame(mode):
+    from vj.mix import MODES, mix, scale_rows
+
+    assert MODES == tuple(BLEND_MODES)  # the kernel's mode codes follow the catalogue
+    rng = np.random.default_rng(4)
+    rows = scale_rows(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (64, 37))
+    base = rng.integers(0, 256, (37, 64, 3), dtype=np.uint8)
+    banded = base.copy()
+    for y0 in range(0, 37, 10):
+        mix(banded[y0:y0 + 10], rows, MODES.index(mode), 0.7, y0)
+    assert np.abs(banded.astype(int) - blend(base, rows.materialize(), mode, 0.7)).max() <= 1
 
 
 # ---------------------------------------------------------------- effects
@@ -216,7 +249,8 @@ def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
     def run():
         src = GeneratorSource((64, 64), ckpt, exact=True)
         try:
-            return [src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10}).astype(int) for i in range(13)]
+            return [as_frame(src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10})).astype(int)
+                    for i in range(13)]
         finally:
             src.close()
 

@@ -211,6 +211,7 @@ def _screen(a, b):
     return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(a), cv2.bitwise_not(b), scale=1 / 255))
 
 
+# the reference formulas (OpenCV's saturating uint8 kernels); ``blend`` computes them with opacity in one pass
 BLEND_MODES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "normal": lambda a, b: b,
     "add": cv2.add,
@@ -222,47 +223,23 @@ BLEND_MODES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 def blend(base: np.ndarray, top: np.ndarray, mode: str = "normal", opacity: float = 1.0,
-          out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
-    """``top`` over ``base`` with a blend mode, mixed by ``opacity`` (0 leaves base untouched).
+          out: np.ndarray | None = None) -> np.ndarray:
+    """``top`` over ``base`` with a blend mode, mixed by ``opacity`` (0 leaves base untouched): the result
+    is ``base + opacity * (BLEND_MODES[mode](base, top) - base)``, except ``add``, where opacity is the top
+    layer's gain (``base + opacity * top``), as VJ mixers do: light adds, it is not cross-faded.
 
-    With ``out`` (which may be ``base`` itself) the result is written there, and ``scratch`` (same shape)
-    holds the intermediate: the engine's row bands allocate nothing per frame. Opacity is folded into the
-    blend where the algebra allows (screen, lighten: ``base + opacity * gain``), so a layer costs two or
-    three saturating uint8 passes, not a blend plus a mix. ``add`` treats opacity as the top layer's gain
-    (``base + opacity * top``), as VJ mixers do: light adds, it is not cross-faded.
+    One pass of :mod:`vj.mix`'s kernel (the engine calls it per row band). With ``out`` (which may be
+    ``base`` itself) the result is written there.
     """
+    from vj import mix
+
     if out is None:
-        out = np.empty_like(base)
-    if opacity <= 0:
-        if out is not base:
-            out[...] = base
-        return out
-    if scratch is None:
-        scratch = np.empty_like(base)
-    if mode == "normal":
-        if opacity >= 1:
-            out[...] = top
-            return out
-        return cv2.addWeighted(base, 1 - opacity, top, opacity, 0, dst=out)
-    if mode == "add":
-        return cv2.add(base, top, dst=out) if opacity >= 1 else cv2.addWeighted(base, 1, top, opacity, 0, dst=out)
-    if mode == "screen":  # base + (255 - base) * top * opacity / 255
-        cv2.bitwise_not(base, dst=scratch)
-        cv2.multiply(scratch, top, dst=scratch, scale=opacity / 255)
-        return cv2.add(base, scratch, dst=out)
-    if mode == "lighten":  # base + opacity * max(top - base, 0)
-        if opacity >= 1:
-            return cv2.max(base, top, dst=out)
-        cv2.subtract(top, base, dst=scratch)
-        return cv2.addWeighted(base, 1, scratch, opacity, 0, dst=out)
-    if mode == "multiply":
-        cv2.multiply(base, top, dst=scratch, scale=1 / 255)
-    else:
-        scratch[...] = BLEND_MODES[mode](base, top)
-    if opacity >= 1:
-        out[...] = scratch
-        return out
-    return cv2.addWeighted(base, 1 - opacity, scratch, opacity, 0, dst=out)
+        out = base.copy()
+    elif out is not base:
+        out[...] = base
+    if opacity > 0:
+        mix.mix(out, top, mix.mode_code(mode), min(1.0, opacity))
+    return out
 
 
 def apply(name: str, frame: np.ndarray, ctx: FrameContext, **inputs: float) -> np.ndarray:

@@ -6,9 +6,9 @@ raises is dropped and logged once; the show goes on.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import deque
@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from vj.config import ConfigError
-from vj.effects import BLEND_MODES, EFFECTS, FrameContext, blend
+from vj import mix as kernels
+from vj.effects import BLEND_MODES, EFFECTS, FrameContext
 from vj.params import Param, ParamStore, parse_action
 from vj.scene import Cue, EffectSpec, LayerSpec, Scene
 from vj.sources import GENRE_KINDS, ClipLibrary, ClipSource, GeneratorSource, GradientSource, SolidSource, Source
@@ -33,10 +34,11 @@ BAND_ROWS = 96  # rows per compositing band: a band of every layer fits in a cor
 
 
 class Workers:
-    """Runs one frame's independent jobs on the calling thread plus a small pool, in order, and waits.
+    """Runs one frame's independent jobs on the calling thread plus a small pool, and waits.
 
-    Jobs are split into one contiguous chunk per thread; the caller runs the first. The work is OpenCV
-    and torch calls, which release the GIL, so two cores mix two halves of a frame at once.
+    Each thread takes the next job in order until none are left, so one slow layer (the mosaic) does not
+    hold back a thread that has finished its share. The work is OpenCV, numba and torch calls, which
+    release the GIL, so two cores mix two bands of a frame at once. Results come back in job order.
     """
 
     def __init__(self, threads: int | None = None):
@@ -46,13 +48,19 @@ class Workers:
     def map(self, fn: Callable, items: list) -> list:
         if self.pool is None or len(items) < 2:
             return [fn(i) for i in items]
-        k = min(self.n, len(items))
-        bounds = [round(i * len(items) / k) for i in range(k + 1)]
-        chunks = [items[bounds[i]:bounds[i + 1]] for i in range(k)]
-        futures = [self.pool.submit(lambda c=c: [fn(i) for i in c]) for c in chunks[1:]]
-        out = [fn(i) for i in chunks[0]]
+        out = [None] * len(items)
+        order = itertools.count()  # next() on a count is atomic under the GIL
+
+        def drain():
+            for i in order:
+                if i >= len(items):
+                    return
+                out[i] = fn(items[i])
+
+        futures = [self.pool.submit(drain) for _ in range(min(self.n, len(items)) - 1)]
+        drain()
         for f in futures:
-            out += f.result()
+            f.result()
         return out
 
     def close(self) -> None:
@@ -144,7 +152,7 @@ class Layer:
             return None
         try:
             frame = src.frame(ctx, params)
-            if frame.shape[:2] != (size[1], size[0]):
+            if frame.shape[:2] != (size[1], size[0]):  # a frame or vj.mix.Rows
                 raise ValueError(f"source gave {frame.shape[1]}x{frame.shape[0]}, expected {size[0]}x{size[1]}")
             return frame
         except Exception as exc:  # noqa: BLE001
@@ -169,7 +177,8 @@ class Layer:
                     show_log.warning("layer %s: transition to %s failed, crossfading: %s", self.spec.name, new, exc)
         a = self.render(old, ctx, params, size)
         b = self.render(new, ctx, params, size)
-        return cv2.addWeighted(a if a is not None else black, 1 - amount, b if b is not None else black, amount, 0)
+        return cv2.addWeighted(black if a is None else kernels.as_frame(a), 1 - amount,
+                               black if b is None else kernels.as_frame(b), amount, 0)
 
     def close(self) -> None:
         for s in self.sources.values():
@@ -206,11 +215,11 @@ class Engine:
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
         self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2)
         self.workers = Workers(threads)
+        kernels.warm_up()  # compiled (or loaded from numba's cache) now, not in the first frame of the show
         w, h = self.render_size
         step = max(16, min(BAND_ROWS, h // self.workers.n))
         self._bands = [(y, min(h, y + step)) for y in range(0, h, step)]
         self._black = np.zeros((h, w, 3), np.uint8)
-        self._local = threading.local()  # each worker's scratch band
         for name, default, lo, hi, help in (
                 ("master.fader", 1.0, 0, 1, "master brightness"),
                 ("master.crossfade", 0.5, 0, 1, "A/B crossfader: 0 = deck A, 1 = deck B, both full in the middle"),
@@ -373,8 +382,9 @@ class Engine:
         """Two stages, each spread over the worker threads (OpenCV releases the GIL):
 
         1. every layer's frame, with its own effects, one job per layer;
-        2. blending, the row-local master effects and the master fader, in bands of rows, so each band's
-           layers stay in cache while all of them are mixed. Effects that move pixels between rows
+        2. blending (``vj.mix``: one pass per layer, and the vertical half of every layer's upscale), the
+           row-local master effects and the master fader, in bands of rows, so each band stays in cache
+           while all of the layers are mixed into it. Effects that move pixels between rows
            (feedback, kaleidoscope, zoom...) and those after them run once on the whole frame.
         """
         w, h = self.render_size
@@ -397,12 +407,14 @@ class Engine:
                 frame = layer.render(self.genre, ctx, p, self.render_size)
             if frame is None:
                 return None
+            if layer.effects:
+                frame = kernels.as_frame(frame)
             for fx in layer.effects:
                 frame = fx.apply(frame, ctx, self.store)
             return frame
 
         frames = self.workers.map(layer_frame, jobs)
-        mix = [(f if f is not None else self._black, opacity, self.store.choice(layer.prefix + "blend"))
+        mix = [(self._black if f is None else f, opacity, kernels.mode_code(self.store.choice(layer.prefix + "blend")))
                for (layer, opacity, _), f in zip(jobs, frames)]
         banded = []
         for fx in self.master_fx:
@@ -416,12 +428,8 @@ class Engine:
             y0, y1 = rows
             o = out[y0:y1]
             o[...] = 0
-            scratch = getattr(self._local, "scratch", None)
-            if scratch is None:
-                scratch = self._local.scratch = np.empty((self._bands[0][1], w, 3), np.uint8)
-            scratch = scratch[:y1 - y0]
             for frame, opacity, mode in mix:
-                blend(o, frame[y0:y1], mode, opacity, out=o, scratch=scratch)
+                kernels.mix(o, frame, mode, opacity, y0)
             bctx = FrameContext(t=ctx.t, beat=ctx.beat, index=ctx.index, row0=y0)
             for fx in banded:
                 fx.apply(o, bctx, self.store, owned=True)

@@ -1,4 +1,5 @@
-"""Layer sources: one protocol, ``frame(ctx, p) -> (H, W, 3) uint8`` at the output size.
+"""Layer sources: one protocol, ``frame(ctx, p) -> (H, W, 3) uint8`` at the output size (or the same as
+:class:`vj.mix.Rows`, an upscale the engine finishes while it mixes).
 
 ``ctx`` is the frame's time, beat and index (``vj.effects.FrameContext``); ``p`` holds the source's own parameters (already drained from the store this frame). Sources that do
 slow work (decoding clips, running a generator) do it in a worker thread and return their latest frame
@@ -18,6 +19,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from vj.mix import Rows, scale_rows
 from vj.params import Param
 
 log = logging.getLogger(__name__)
@@ -32,15 +34,12 @@ def background_priority(nice: int = 10) -> None:
         pass
 
 
-def cover(frame: np.ndarray, size: tuple[int, int], interp: int = cv2.INTER_CUBIC) -> np.ndarray:
-    """Scale ``frame`` to fill ``size`` (w, h), cropping the overflow. Smooth, never blocky, upscaling."""
+def cover(frame: np.ndarray, size: tuple[int, int], cubic: bool = False) -> Rows:
+    """``frame`` scaled to fill ``size`` (w, h), cropping the overflow, as :class:`vj.mix.Rows` (the mix
+    finishes the upscale in its row bands). Smooth, never blocky, upscaling."""
     from vj.media import center_crop
 
-    w, h = size
-    crop = center_crop(frame, w / h)
-    if crop.shape[1] == w and crop.shape[0] == h:
-        return np.ascontiguousarray(crop)
-    return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp if crop.shape[1] < w else cv2.INTER_AREA)
+    return scale_rows(center_crop(frame, size[0] / size[1]), size, cubic)
 
 
 class Source:
@@ -52,7 +51,7 @@ class Source:
         self.size = size
         self.exact = exact
 
-    def frame(self, ctx, p: dict[str, float]) -> np.ndarray:
+    def frame(self, ctx, p: dict[str, float]) -> np.ndarray | Rows:
         raise NotImplementedError
 
     def command(self, name: str, value=None) -> None:
@@ -224,7 +223,7 @@ class ClipSource(Source):
         if n == 0:
             if frames:  # still decoding: play what is there, never wait
                 idx = min(int(self.pos), len(frames) - 1)
-                self._last, self._shown = cover(frames[idx], self.size, cv2.INTER_LINEAR), None
+                self._last, self._shown = cover(frames[idx], self.size), None
             return self._last
         i = int(self.pos)
         if int(p.get("mode", 0)) == 1 and n > 1:
@@ -237,7 +236,7 @@ class ClipSource(Source):
             i = n - 1 - i
         if self._shown != (path, i):  # a 30 fps clip on a 60 fps show: every other frame costs nothing
             self._shown = (path, i)
-            self._last = cover(frames[i], self.size, cv2.INTER_LINEAR)
+            self._last = cover(frames[i], self.size)
         return self._last
 
     def close(self):
@@ -351,7 +350,7 @@ class GeneratorSource(Source):
         small = new if prev is None or a >= 1 else cv2.addWeighted(prev, 1 - max(0.0, a), new, max(0.0, a), 0)
         self._shown = small
         if self._cache is None or self._cache[0] is not small:
-            self._cache = (small, cover(np.clip(small, 0, 255).astype(np.uint8), self.size, cv2.INTER_CUBIC))
+            self._cache = (small, cover(np.clip(small, 0, 255).astype(np.uint8), self.size, cubic=True))
         return self._cache[1]
 
     def _pool(self):

@@ -49,6 +49,7 @@ def main() -> None:
     from gan.model import Generator, init_weights
     from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
     from vj.effects import FrameContext
+    from vj.mix import mix, mode_code
     from vj.sources import GeneratorSource
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
@@ -93,10 +94,11 @@ def main() -> None:
                 src = GeneratorSource((1920, 1080), ckpt, exact=True, device=device)
                 frame_no = iter(range(10**9))
                 params = {"rate": 60}
+                out = np.zeros((1080, 1920, 3), np.uint8)
 
-                def layer_frame():
+                def layer_frame():  # the source's frame, then the engine's mix finishes its upscale
                     i = next(frame_no)
-                    return src.frame(FrameContext(t=i / 60, index=i), params)
+                    mix(out, src.frame(FrameContext(t=i / 60, index=i), params), mode_code("lighten"), 0.6)
 
                 fps, times = per_second(layer_frame, args.seconds, sync)
                 src.close()
