@@ -27,7 +27,7 @@ import numpy as np
 from mosaic.pipeline import Built, load_built
 from mosaic.render import canvas_size, layout_maps, render_poster
 from mosaic.search import unit
-from vj.mix import Rows, as_frame, scale_rows
+from vj.mix import Rows, scale_rows
 from vj.params import Param
 
 
@@ -171,15 +171,18 @@ class MosaicAnimator:
     def frame(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
               ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
         """The frame at time ``t`` (see the module's list of modes)."""
-        return as_frame(self.layer(t, beat, drift, zoom, play, ripple, morph, follow))
+        return self._render(False, t, beat, drift, zoom, play, ripple, morph, follow)
 
     def layer(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
               ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> "np.ndarray | Rows":
         """:meth:`frame` as the engine mixes it: a frame, or :class:`vj.mix.Rows` (valid until the next call)."""
+        return self._render(True, t, beat, drift, zoom, play, ripple, morph, follow)
+
+    def _render(self, rows: bool, t, beat, drift, zoom, play, ripple, morph, follow):
         visible, z = self._advance(t, beat, drift, zoom, play, ripple, follow)
         if morph > 1e-3:
             return self._morph_frame(visible, z, morph)
-        return self._view(self.canvas, self.view, z)
+        return (self._view if rows else self._warp)(self.canvas, self.view, z)
 
     def transition_frame(self, src: "MosaicAnimator", amount: float, t: float, beat: float = 0.0,
                          drift: float = 0.3, zoom: float = 2.5, play: float = 1.0, ripple: float = 8.0,
@@ -230,18 +233,12 @@ class MosaicAnimator:
         self._update_tiles(t, beat, visible, play, ripple)
         return visible, z
 
-    def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
-        """The view of ``canvas`` centred on ``center`` at ``zoom``, as a full frame."""
-        return as_frame(self._view(canvas, center, zoom))
+    def _span(self, center, zoom: float) -> tuple[float, tuple, tuple] | None:
+        """Where the view of ``center`` at ``zoom`` falls: (output px per canvas px, output rect x0, y0,
+        x1, y1, canvas rect x0, y0, x1, y1), or None when it shows none of the map.
 
-    def _view(self, canvas: np.ndarray, center, zoom: float) -> "np.ndarray | Rows":
-        """The view of ``canvas`` centred on ``center`` at ``zoom``, at the output size (black outside the map).
-
-        A crop and one separable resize (3x cheaper than an affine warp at 1080p). The crop starts on a
-        whole canvas pixel and spans whole pixels, so the view sits within a canvas pixel of the exact
-        pan and zoom: at 60 fps the drift stays smooth. Zoomed in (the usual case) it is returned as
-        :class:`vj.mix.Rows`, whose vertical half the engine's mix finishes in its row bands; zoomed out
-        far enough to shrink the canvas, as a frame averaged by ``INTER_AREA``.
+        The crop starts on a whole canvas pixel and spans whole pixels, so the view sits within a canvas
+        pixel of the exact pan and zoom: at 60 fps the drift stays smooth.
         """
         w, h = self.size
         s = h * zoom / self.ch                          # output px per canvas px
@@ -255,15 +252,32 @@ class MosaicAnimator:
             spans.append((o0, o1, c0, c1))
         (ox0, ox1, cx0, cx1), (oy0, oy1, cy0, cy1) = spans
         if ox1 <= ox0 or oy1 <= oy0:
-            return np.zeros((h, w, 3), np.uint8)
-        crop = canvas[cy0:cy1, cx0:cx1]
-        if s > 0.5:
-            rows = scale_rows(crop, self.size, rect=(ox0, oy0, ox1, oy1), plane=self._plane)
-            self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
-            return rows
+            return None
+        return s, (ox0, oy0, ox1, oy1), (cx0, cy0, cx1, cy1)
+
+    def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
+        """The view of ``canvas`` centred on ``center`` at ``zoom``, at the output size (black outside the
+        map): a crop and one separable resize (3x cheaper than an affine warp at 1080p)."""
+        w, h = self.size
         out = np.zeros((h, w, 3), np.uint8)
-        cv2.resize(crop, (ox1 - ox0, oy1 - oy0), dst=out[oy0:oy1, ox0:ox1], interpolation=cv2.INTER_AREA)
+        span = self._span(center, zoom)
+        if span is not None:
+            s, (ox0, oy0, ox1, oy1), (cx0, cy0, cx1, cy1) = span
+            cv2.resize(canvas[cy0:cy1, cx0:cx1], (ox1 - ox0, oy1 - oy0), dst=out[oy0:oy1, ox0:ox1],
+                       interpolation=cv2.INTER_LINEAR if s > 0.5 else cv2.INTER_AREA)
         return out
+
+    def _view(self, canvas: np.ndarray, center, zoom: float) -> "np.ndarray | Rows":
+        """:meth:`_warp` for the engine: zoomed in far enough to enlarge the canvas (the usual case at 1080p)
+        as :class:`vj.mix.Rows`, whose vertical half the mix finishes in its row bands (no 1080p frame
+        written and read back); otherwise the frame itself."""
+        span = self._span(center, zoom)
+        if span is None or span[0] < 1:
+            return self._warp(canvas, center, zoom)
+        rows = scale_rows(canvas[span[2][1]:span[2][3], span[2][0]:span[2][2]], self.size, rect=span[1],
+                          plane=self._plane)
+        self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
+        return rows
 
     def _update_tiles(self, t, beat, visible, play, ripple) -> None:
         """Paste what each visible cell should show now; cells whose content did not change cost nothing."""

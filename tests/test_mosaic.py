@@ -239,6 +239,14 @@ def test_animated_frames_have_the_right_size_and_move(built):
     still = MosaicAnimator(b, (320, 180))
     a, c = still.frame(0.0, drift=0, play=0, ripple=0), still.frame(1.0, drift=0, play=0, ripple=0)
     assert np.array_equal(a, c)  # every mode off: the view holds
+    # what the engine mixes (rows; the mix finishes the upscale) shows the same view as the frame
+    from vj.mix import Rows
+
+    for zoom in (6.0, 1.0):  # 6: canvas pixels enlarged (rows); 1: shrunk (a frame)
+        rows, frame = still.layer(1.0, zoom=zoom, drift=0, play=0), still.frame(1.0, zoom=zoom, drift=0, play=0)
+        assert isinstance(rows, Rows) == (zoom == 6.0)
+        shown = rows.materialize() if isinstance(rows, Rows) else rows
+        assert np.abs(shown.astype(int) - frame).max() <= 1
 
 
 def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
