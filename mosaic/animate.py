@@ -275,7 +275,7 @@ class MosaicAnimator:
         if span is None or span[0] < 1:
             return self._warp(canvas, center, zoom)
         rows = scale_rows(canvas[span[2][1]:span[2][3], span[2][0]:span[2][2]], self.size, rect=span[1],
-                          plane=self._plane)
+                          plane=self._plane, defer=True)  # the engine resizes it on both threads
         self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
         return rows
 

@@ -94,6 +94,44 @@ def test_rows_are_the_opencv_upscale_placed_in_the_frame(cubic):
     assert (got[:5] == 0).all() and (got[113:] == 0).all() and (got[:, :10] == 0).all()
 
 
+def test_deferred_rows_filled_in_parts_equal_rows_resized_at_once():
+    from vj.mix import scale_rows
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    eager = scale_rows(img, (120, 90), rect=(7, 3, 110, 88))
+    deferred = scale_rows(img, (120, 90), rect=(7, 3, 110, 88), defer=True)
+    jobs = deferred.fill_jobs(3)
+    assert len(jobs) == 3 and jobs[0][0] == 0 and jobs[-1][1] == 50
+    for r0, r1 in jobs[::-1]:  # any order, as the engine's threads take them
+        deferred.fill(r0, r1)
+    deferred.pending = None
+    assert np.array_equal(deferred.plane, eager.plane)
+    late = scale_rows(img, (120, 90), defer=True)  # read without the engine's fill stage: filled on use
+    assert np.array_equal(late.materialize(), scale_rows(img, (120, 90)).materialize())
+
+
+def test_background_workers_leave_the_cpu_to_the_frame_loop():
+    """Decoders and the live generator run only on CPU the mix leaves (SCHED_IDLE on Linux)."""
+    import threading
+
+    from vj.sources import background_priority
+
+    if not hasattr(os, "sched_getscheduler"):
+        pytest.skip("no POSIX scheduling on this platform")
+    seen = {}
+
+    def worker():
+        background_priority()
+        seen["policy"], seen["nice"] = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["policy"] == os.SCHED_IDLE or seen["nice"] >= 10
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the calling (frame) thread is untouched
+
+
 @pytest.mark.parametrize("mode", sorted(BLEND_MODES))
 def test_mixing_rows_in_bands_is_blending_the_upscaled_frame(mode):
     from vj.mix import MODES, mix, scale_rows

@@ -62,9 +62,10 @@ def effect(name: str, help: str, *inputs: Input, local: bool = False):
 @effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"), local=True)
 def rgb_split(frame, ctx, amount):
     a = int(amount * frame.shape[1] / 1280)
-    if a > 0:  # in place: numpy buffers the overlapping copies
-        frame[:, a:, 0] = frame[:, :-a, 0]
-        frame[:, :-a, 2] = frame[:, a:, 2]
+    if a > 0:  # in place, from a contiguous copy: numpy would buffer each overlapping strided copy twice
+        src = frame.copy()
+        frame[:, a:, 0] = src[:, :-a, 0]
+        frame[:, :-a, 2] = src[:, a:, 2]
     return frame
 
 

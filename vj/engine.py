@@ -414,8 +414,19 @@ class Engine:
             return frame
 
         frames = self.workers.map(layer_frame, jobs)
+        fills = [(f, r0, r1) for f in frames if isinstance(f, kernels.Rows)
+                 for r0, r1 in f.fill_jobs(self.workers.n)]
+        if fills:  # deferred resizes (the mosaic's view) in chunks on every thread
+            self.workers.map(lambda job: job[0].fill(job[1], job[2]), fills)
+            for f in frames:
+                if isinstance(f, kernels.Rows):
+                    f.pending = None
         mix = [(self._black if f is None else f, opacity, kernels.mode_code(self.store.choice(layer.prefix + "blend")))
                for (layer, opacity, _), f in zip(jobs, frames)]
+        # an opaque first layer in normal mode replaces the black it would be mixed over: skip the black
+        cover_first = bool(mix) and mix[0][2] == kernels.MODES.index("normal") and mix[0][1] >= 1
+        if cover_first:
+            mix[0] = (mix[0][0], 1.0, kernels.SET)
         banded = []
         for fx in self.master_fx:
             if not EFFECTS[fx.spec.type].local:
@@ -427,7 +438,8 @@ class Engine:
         def band(rows):
             y0, y1 = rows
             o = out[y0:y1]
-            o[...] = 0
+            if not cover_first:
+                o[...] = 0
             for frame, opacity, mode in mix:
                 kernels.mix(o, frame, mode, opacity, y0)
             bctx = FrameContext(t=ctx.t, beat=ctx.beat, index=ctx.index, row0=y0)

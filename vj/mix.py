@@ -25,62 +25,84 @@ import numpy as np
 from numba import float32, int32, njit, uint8
 
 MODES = ("normal", "add", "screen", "multiply", "difference", "lighten")  # kernel codes are the indices
-_SET = len(MODES)  # internal: copy the top layer (materialising rows)
+SET = len(MODES)  # not a blend: the top layer replaces what is there (a first layer, materialising rows)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def _blend(o, t, mode, g):
-    """``o`` (uint8, 1-D) becomes ``t`` (uint8 or float32, same length) blended over it at opacity ``g``."""
-    n = o.shape[0]
-    g = float32(g)
-    h = float32(0.5)
+@njit(inline="always")
+def _op(mode, a, b, g):
+    """One channel value: ``b`` blended over ``a`` at opacity ``g`` (float32s in 0..255)."""
     if mode == 0:
-        for i in range(n):
-            a = float32(o[i])
-            o[i] = uint8(int32(a + (float32(t[i]) - a) * g + h))
-    elif mode == 1:
-        for i in range(n):
-            o[i] = uint8(int32(min(float32(o[i]) + float32(t[i]) * g + h, float32(255))))
-    elif mode == 2:  # screen: a + (255 - a) * b / 255
-        k = g / float32(255)
-        for i in range(n):
-            a = float32(o[i])
-            o[i] = uint8(int32(a + (float32(255) - a) * float32(t[i]) * k + h))
-    elif mode == 3:  # multiply: a * b / 255
-        k = float32(1) / float32(255)
-        for i in range(n):
-            a = float32(o[i])
-            o[i] = uint8(int32(a + (a * float32(t[i]) * k - a) * g + h))
-    elif mode == 4:
-        for i in range(n):
-            a = float32(o[i])
-            o[i] = uint8(int32(a + (abs(a - float32(t[i])) - a) * g + h))
-    elif mode == 5:
-        for i in range(n):
-            a = float32(o[i])
-            o[i] = uint8(int32(a + max(float32(t[i]) - a, float32(0)) * g + h))
-    else:
-        for i in range(n):
-            o[i] = uint8(int32(float32(t[i]) + h))
+        return a + (b - a) * g
+    if mode == 1:  # add: opacity is the top layer's gain
+        return min(a + b * g, float32(255))
+    if mode == 2:  # screen: a + (255 - a) * b / 255
+        return a + (float32(255) - a) * b * (g / float32(255))
+    if mode == 3:  # multiply: a * b / 255
+        return a + (a * b * (float32(1) / float32(255)) - a) * g
+    if mode == 4:  # difference
+        return a + (abs(a - b) - a) * g
+    if mode == 5:  # lighten
+        return a + max(b - a, float32(0)) * g
+    return b       # SET
 
 
+@njit(inline="always")
+def _flat(o, t, mode, g):
+    for i in range(o.shape[0]):
+        o[i] = uint8(int32(_op(mode, float32(o[i]), float32(t[i]), g) + float32(0.5)))
+
+
+@njit(inline="always")
+def _rows(out, plane, idx, wts, mode, g):
+    for y in range(out.shape[0]):
+        r0, r1 = plane[idx[y, 0]], plane[idx[y, 1]]
+        w0, w1 = wts[y, 0], wts[y, 1]
+        o = out[y]
+        for i in range(o.shape[0]):
+            b = float32(r0[i]) * w0 + float32(r1[i]) * w1  # weights sum to 1: no clamp
+            o[i] = uint8(int32(_op(mode, float32(o[i]), b, g) + float32(0.5)))
+
+
+# The mode is a constant in each branch: after inlining, LLVM compiles one vectorised loop per mode.
 @njit(nogil=True, fastmath=True, cache=True)
 def _mix_flat(out, top, mode, g):
-    _blend(out, top, mode, g)
+    """``out`` (uint8, 1-D) becomes ``top`` (same length) blended over it at opacity ``g``."""
+    g = float32(g)
+    if mode == 0:
+        _flat(out, top, 0, g)
+    elif mode == 1:
+        _flat(out, top, 1, g)
+    elif mode == 2:
+        _flat(out, top, 2, g)
+    elif mode == 3:
+        _flat(out, top, 3, g)
+    elif mode == 4:
+        _flat(out, top, 4, g)
+    elif mode == 5:
+        _flat(out, top, 5, g)
+    else:
+        _flat(out, top, 6, g)
 
 
 @njit(nogil=True, fastmath=True, cache=True)
 def _mix_rows(out, plane, idx, wts, mode, g):
     """``out`` (rows, n) uint8; row ``y`` of the top layer is ``wts[y, 0] * plane[idx[y, 0]] + wts[y, 1] *
-    plane[idx[y, 1]]``."""
-    rows, n = out.shape
-    tmp = np.empty(n, np.float32)
-    for y in range(rows):
-        r0, r1 = plane[idx[y, 0]], plane[idx[y, 1]]
-        w0, w1 = wts[y, 0], wts[y, 1]
-        for i in range(n):
-            tmp[i] = float32(r0[i]) * w0 + float32(r1[i]) * w1
-        _blend(out[y], tmp, mode, g)
+    plane[idx[y, 1]]``: the vertical half of its upscale, computed in the blend's own loop."""
+    g = float32(g)
+    if mode == 0:
+        _rows(out, plane, idx, wts, 0, g)
+    elif mode == 1:
+        _rows(out, plane, idx, wts, 1, g)
+    elif mode == 2:
+        _rows(out, plane, idx, wts, 2, g)
+    elif mode == 3:
+        _rows(out, plane, idx, wts, 3, g)
+    elif mode == 4:
+        _rows(out, plane, idx, wts, 4, g)
+    elif mode == 5:
+        _rows(out, plane, idx, wts, 5, g)
+    else:
+        _rows(out, plane, idx, wts, 6, g)
 
 
 def mode_code(mode: str) -> int:
@@ -93,30 +115,59 @@ def mix(out: np.ndarray, top: np.ndarray | Rows, mode: int, opacity: float, y0: 
     rows = out.shape[0]
     flat = out.reshape(rows, -1)
     if isinstance(top, Rows):
+        top.settle()
         _mix_rows(flat, top.plane, top.idx[y0:y0 + rows], top.wts[y0:y0 + rows], mode, opacity)
     else:
         _mix_flat(flat.reshape(-1), np.ascontiguousarray(top[y0:y0 + rows]).reshape(-1), mode, opacity)
 
 
 # ---------------------------------------------------------------- rows: upscales finished in the mix
-@dataclass(frozen=True)
+@dataclass
 class Rows:
     """A layer at the output size: ``plane``, rows already at the output width (its last row is black),
-    and per output row the two plane rows ``idx`` and the weights ``wts`` that make it."""
+    and per output row the two plane rows ``idx`` and the weights ``wts`` that make it.
+
+    A *deferred* plane (``scale_rows(..., defer=True)``) is allocated but its horizontal resize is still to
+    run: the engine runs it as ``fill`` jobs of a few hundred rows each on both threads (a big view's
+    resize is then not one thread's critical path); anything else that reads the rows fills them first.
+    """
 
     plane: np.ndarray   # (R + 1, W * 3) uint8
     idx: np.ndarray     # (H, 2) int32
     wts: np.ndarray     # (H, 2) float32
+    pending: tuple | None = None  # deferred: (image, x0, x1, interpolation)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.idx.shape[0], self.plane.shape[1] // 3, 3
 
+    def fill(self, r0: int = 0, r1: int | None = None) -> None:
+        """Resize the deferred image's rows ``r0:r1`` into the plane (rows are independent: any split)."""
+        if self.pending is not None:
+            img, x0, x1, interp = self.pending
+            r1 = len(img) if r1 is None else r1
+            if r1 > r0:
+                dst = self.plane[r0:r1].reshape(r1 - r0, -1, 3)[:, x0:x1]
+                cv2.resize(img[r0:r1], (x1 - x0, r1 - r0), dst=dst, interpolation=interp)
+
+    def fill_jobs(self, parts: int) -> list[tuple[int, int]]:
+        """The deferred rows in ``parts`` equal runs (none when nothing is deferred)."""
+        n = len(self.pending[0]) if self.pending is not None else 0
+        bounds = [round(i * n / parts) for i in range(parts + 1)] if n else []
+        return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+    def settle(self) -> None:
+        """Fill what is still deferred (callers outside the engine's fill stage)."""
+        if self.pending is not None:
+            self.fill()
+            self.pending = None
+
     def materialize(self) -> np.ndarray:
         """The full ``(H, W, 3)`` frame (for effects and transitions that need pixels)."""
+        self.settle()
         h, w, _ = self.shape
         out = np.empty((h, w, 3), np.uint8)
-        _mix_rows(out.reshape(h, -1), self.plane, self.idx, self.wts, _SET, 1.0)
+        _mix_rows(out.reshape(h, -1), self.plane, self.idx, self.wts, SET, 1.0)
         return out
 
 
@@ -143,10 +194,12 @@ def _placed_taps(n_in: int, y0: int, y1: int, height: int) -> tuple[np.ndarray, 
 
 
 def scale_rows(img: np.ndarray, size: tuple[int, int], cubic: bool = False,
-               rect: tuple[int, int, int, int] | None = None, plane: np.ndarray | None = None) -> Rows:
+               rect: tuple[int, int, int, int] | None = None, plane: np.ndarray | None = None,
+               defer: bool = False) -> Rows:
     """``img`` scaled into ``rect`` = (x0, y0, x1, y1) of a ``size`` = (w, h) frame (default: all of it),
     black elsewhere, as :class:`Rows`. ``plane``: the plane of an earlier call to write into when it has
-    the right shape (for a source whose earlier rows are no longer mixed).
+    the right shape (for a source whose earlier rows are no longer mixed). ``defer``: leave the resize to
+    :meth:`Rows.fill` (``img`` must not change before it runs).
 
     ``cubic`` (for tiny images such as a generator's 64 px, where linear shows its diamonds): OpenCV's
     cubic makes rows up to 4x the image's height, and the mix interpolates linearly from there.
@@ -166,14 +219,16 @@ def scale_rows(img: np.ndarray, size: tuple[int, int], cubic: bool = False,
     p3[n] = 0
     p3[:n, :x0] = 0
     p3[:n, x1:] = 0
-    cv2.resize(img, (x1 - x0, n), dst=p3[:n, x0:x1], interpolation=interp)
-    return Rows(plane, *_placed_taps(n, y0, y1, h))
+    rows = Rows(plane, *_placed_taps(n, y0, y1, h), pending=(img, x0, x1, interp))
+    if not defer:
+        rows.settle()
+    return rows
 
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel now, not on the first frame of a show."""
     o = np.zeros((2, 6), np.uint8)
-    for mode in range(len(MODES)):
+    for mode in range(len(MODES) + 1):
         mix(o, np.zeros((2, 2, 3), np.uint8), mode, 0.5)
         mix(o, scale_rows(np.zeros((2, 2, 3), np.uint8), (2, 2)), mode, 0.5)
     scale_rows(np.zeros((2, 2, 3), np.uint8), (2, 2)).materialize()

@@ -26,10 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def background_priority(nice: int = 10) -> None:
-    """Lower this thread's CPU priority (Linux): workers that run ahead (decoding, a live generator) get
-    what the frame loop leaves, so their bursts do not stretch a frame. Elsewhere a no-op."""
+    """Let this thread run only on CPU the frame loop leaves (Linux): workers that run ahead (decoding, a
+    live generator) must not hold a core when the mix wakes up. ``SCHED_IDLE`` where the OS has it (the
+    scheduler preempts the thread at once for any normal one), else a lower nice value; elsewhere a no-op.
+    Children started from this thread (ffmpeg) inherit it."""
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
     except (AttributeError, OSError):
         pass
 
