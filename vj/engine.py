@@ -213,7 +213,7 @@ class Engine:
         self.genre_listeners: list[Callable[[str], None]] = []  # e.g. OSC feedback
         self.before_frame: list[Callable[[], object]] = []  # e.g. the OSC server's poll: input right before a frame
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
-        self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2)
+        self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2, background=not exact)
         self.workers = Workers(threads)
         kernels.warm_up()  # compiled (or loaded from numba's cache) now, not in the first frame of the show
         w, h = self.render_size

@@ -25,19 +25,13 @@ from vj.params import Param
 log = logging.getLogger(__name__)
 
 
-def background_priority(nice: int = 10) -> None:
-    """Let this thread run only on CPU the frame loop leaves (Linux): workers that run ahead (decoding, a
-    live generator) must not hold a core when the mix wakes up. ``SCHED_IDLE`` where the OS has it (the
-    scheduler preempts the thread at once for any normal one), else a lower nice value; elsewhere a no-op.
-    Children started from this thread (ffmpeg) inherit it."""
-    tid = threading.get_native_id()
+def background_priority(nice: int = 19) -> None:
+    """Lower this thread's CPU priority (Linux) to the least share the scheduler gives: workers that run
+    ahead (decoding, a live generator) get what the frame loop leaves, and a waking mix thread preempts
+    them at once. Not ``SCHED_IDLE``: a show that overloads the machine must still see a new generator
+    image now and then, not a frozen layer. Children started from this thread (ffmpeg) inherit it."""
     try:
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        return
-    except (AttributeError, OSError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, nice)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (AttributeError, OSError):
         pass
 
@@ -106,8 +100,12 @@ class ClipLibrary:
     clips are soft anyway, and it keeps a clip of a minute well under a few hundred MB.
     """
 
-    def __init__(self, size: tuple[int, int], decode_height: int = 360, keep: int = 4, max_fps: float = 30):
+    def __init__(self, size: tuple[int, int], decode_height: int = 360, keep: int = 4, max_fps: float = 30,
+                 background: bool = True):
+        """``background``: decode on CPU the frame loop leaves (live); off for offline renders, which
+        wait for their frames."""
         w, h = size
+        self.background = background
         dh = min(h, decode_height)
         self.decode_size = (max(2, round(w * dh / h / 2) * 2), dh - dh % 2)
         self.max_fps = max_fps
@@ -146,7 +144,8 @@ class ClipLibrary:
     def _work(self) -> None:
         from vj.media import MediaError, probe, read_frames
 
-        background_priority()  # ffmpeg, started from this thread, inherits it
+        if self.background:
+            background_priority()  # ffmpeg, started from this thread, inherits it
 
         while True:
             with self._lock:
@@ -191,7 +190,7 @@ class ClipSource(Source):
         if not clips:
             raise FileNotFoundError("no clips to play")
         self.clips = [Path(c) for c in clips]
-        self.library = library or ClipLibrary(size)
+        self.library = library or ClipLibrary(size, background=not exact)
         self._own_library = library is None
         self.current = 0
         self.pos = 0.0            # frames into the current clip

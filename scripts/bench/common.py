@@ -30,6 +30,23 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine so far (Linux /proc/stat; zeros elsewhere). Stolen
+    time is what the hypervisor gave other machines: a soak with a lot of it says more about the host."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, (v[7] if len(v) > 7 else 0) / tick
+    except (OSError, ValueError):
+        return 0.0, 0.0
+
+
+def steal_note(before: tuple[float, float], after: tuple[float, float]) -> str:
+    busy, stolen = after[0] - before[0], after[1] - before[1]
+    return f"CPU stolen by the host meanwhile: {stolen:.1f} s ({100 * stolen / max(1e-9, busy + stolen):.0f}% of busy time)"
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

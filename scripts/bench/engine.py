@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from assets import make_show
-from common import header, rss_mb, stats_ms
+from common import cpu_times, header, rss_mb, stats_ms, steal_note
 
 
 def main() -> None:
@@ -45,6 +45,7 @@ def main() -> None:
         for _ in range(60):  # warm-up: decoders fill, generator worker starts
             window.write(engine.step(clock.tick()), 0)
         rss0 = rss_mb()
+        cpu0, proc0 = cpu_times(), time.process_time()
         render, present = [], []
         t_end = time.perf_counter() + args.soak
         while time.perf_counter() < t_end:
@@ -56,12 +57,15 @@ def main() -> None:
             present.append(time.perf_counter() - t1)
             render.append(t1 - t0)
         rss1 = rss_mb()
+        cpu1, proc1 = cpu_times(), time.process_time()
         window.close()
         engine.close()
         budget = 1 / 60
         print(f"   live render: {stats_ms(render)} over {len(render)} frames "
               f"(60 fps budget 16.7 ms: p95 is {np.percentile(render, 95) / budget:.2f}x the budget)")
         print(f"   present (pygame blit + flip): {stats_ms(present)}")
+        cpu_ms = (proc1 - proc0) / len(render) * 1000
+        print(f"   this process's CPU per frame (render, present, workers): {cpu_ms:.1f} ms; {steal_note(cpu0, cpu1)}")
         print(f"   memory over {args.soak:.0f} s: {rss0:.0f} MB -> {rss1:.0f} MB")
 
         offline = Engine(load_scene(scene.path), exact=True, fps=30, render_scale=args.render_scale)
