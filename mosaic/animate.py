@@ -18,6 +18,7 @@ the cells of the new map that show their nearest frames while the new map fades 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def shared_built(run: str | Path) -> Built:
 
 
 class MosaicAnimator:
+    READY_BYTES = 64 << 20  # resized tiles kept for pasting again (a cell loops a few frames)
+
     def __init__(self, built: Built, size: tuple[int, int] = (1920, 1080), tile: int | None = None, seed: int = 0):
         self.built = built
         self.size = size
@@ -61,6 +64,8 @@ class MosaicAnimator:
         self._cell_map, self._local = cell_map, local
         self._masks: dict[int, tuple] = {}
         self.shown: dict[int, tuple] = {}                    # cell -> what is pasted now (None = base)
+        self._ready: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (cell, token) -> pixels to paste
+        self._ready_bytes = 0
         self.centers = np.array([[(s[1].start + s[1].stop) / 2, (s[0].start + s[0].stop) / 2]
                                  for s in self._slices], np.float32)   # (cells, 2) canvas px
         self.n_cells = len(self._slices)
@@ -112,6 +117,9 @@ class MosaicAnimator:
         sl, mask, window, local = self._mask(cell)
         if tile_img is None:
             src = self.base[sl]
+        elif window is not None and (cell, token) in self._ready:  # a playing tile's frame, seen before
+            src = self._ready[cell, token]
+            self._ready.move_to_end((cell, token))
         else:
             if tile_img.shape[0] != self.tile:
                 tile_img = cv2.resize(np.ascontiguousarray(tile_img), (self.tile, self.tile),
@@ -120,9 +128,19 @@ class MosaicAnimator:
                 self.canvas[sl][mask.astype(bool)] = tile_img.reshape(-1, 3)[local]
                 self.shown[cell] = token
                 return
-            src = tile_img[window]
-        cv2.copyTo(np.ascontiguousarray(src), mask, self.canvas[sl])  # in place, 5x np.copyto(where=)
+            src = self._remember(cell, token, np.ascontiguousarray(tile_img[window]))
+        cv2.copyTo(src, mask, self.canvas[sl])  # in place, 5x np.copyto(where=)
         self.shown[cell] = token
+
+    def _remember(self, cell: int, token, src: np.ndarray) -> np.ndarray:
+        """Keep a cell's resized tile pixels for the next time it shows them (tiles loop a few frames):
+        a paste is then one masked copy. Least recently used go first beyond READY_BYTES."""
+        if token is not None:
+            self._ready[cell, token] = src
+            self._ready_bytes += src.nbytes
+            while self._ready_bytes > self.READY_BYTES:
+                self._ready_bytes -= self._ready.popitem(last=False)[1].nbytes
+        return src
 
     def _nearest_other_frames(self) -> np.ndarray:
         """For each cell, the frame nearest in feature space to the cell's frame (itself excluded)."""

@@ -249,6 +249,20 @@ def test_animated_frames_have_the_right_size_and_move(built):
         assert np.abs(shown.astype(int) - frame).max() <= 1
 
 
+def test_remembered_tiles_paste_the_same_pixels(built):
+    """Playing tiles loop a few frames; pasting a remembered tile must show what resizing it again shows."""
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    fresh, cached = MosaicAnimator(b, (320, 180)), MosaicAnimator(b, (320, 180))
+    fresh.READY_BYTES = 0
+    for i in range(90):  # several loops of every tile's strip, a ripple on the way
+        a = fresh.frame(i / 8, beat=i / 4, drift=0.2, ripple=4, zoom=3)
+        c = cached.frame(i / 8, beat=i / 4, drift=0.2, ripple=4, zoom=3)
+        assert np.array_equal(a, c), i
+    assert cached._ready and not fresh._ready
+
+
 def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     from mosaic.animate import MosaicAnimator
     from mosaic.pipeline import BuildSettings, build
