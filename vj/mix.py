@@ -48,43 +48,21 @@ def _op(mode, a, b, g):
 
 
 @njit(inline="always")
-def _flat(o, t, mode, g):
-    for i in range(o.shape[0]):
-        o[i] = uint8(int32(_op(mode, float32(o[i]), float32(t[i]), g) + float32(0.5)))
-
-
-@njit(inline="always")
 def _rows(out, plane, idx, wts, mode, g):
     for y in range(out.shape[0]):
         r0, r1 = plane[idx[y, 0]], plane[idx[y, 1]]
         w0, w1 = wts[y, 0], wts[y, 1]
         o = out[y]
-        for i in range(o.shape[0]):
-            b = float32(r0[i]) * w0 + float32(r1[i]) * w1  # weights sum to 1: no clamp
-            o[i] = uint8(int32(_op(mode, float32(o[i]), b, g) + float32(0.5)))
+        if w1 == 0:  # a row that is one source row (a full-size frame, the black row)
+            for i in range(o.shape[0]):
+                o[i] = uint8(int32(_op(mode, float32(o[i]), float32(r0[i]) * w0, g) + float32(0.5)))
+        else:
+            for i in range(o.shape[0]):
+                b = float32(r0[i]) * w0 + float32(r1[i]) * w1  # weights sum to 1: no clamp
+                o[i] = uint8(int32(_op(mode, float32(o[i]), b, g) + float32(0.5)))
 
 
 # The mode is a constant in each branch: after inlining, LLVM compiles one vectorised loop per mode.
-@njit(nogil=True, fastmath=True, cache=True)
-def _mix_flat(out, top, mode, g):
-    """``out`` (uint8, 1-D) becomes ``top`` (same length) blended over it at opacity ``g``."""
-    g = float32(g)
-    if mode == 0:
-        _flat(out, top, 0, g)
-    elif mode == 1:
-        _flat(out, top, 1, g)
-    elif mode == 2:
-        _flat(out, top, 2, g)
-    elif mode == 3:
-        _flat(out, top, 3, g)
-    elif mode == 4:
-        _flat(out, top, 4, g)
-    elif mode == 5:
-        _flat(out, top, 5, g)
-    else:
-        _flat(out, top, 6, g)
-
-
 @njit(nogil=True, fastmath=True, cache=True)
 def _mix_rows(out, plane, idx, wts, mode, g):
     """``out`` (rows, n) uint8; row ``y`` of the top layer is ``wts[y, 0] * plane[idx[y, 0]] + wts[y, 1] *
@@ -114,12 +92,11 @@ def mix(out: np.ndarray, top: np.ndarray | Rows, mode: int, opacity: float, y0: 
     """Blend ``top`` over ``out`` in place; ``out`` may be a band of rows starting at output row ``y0``
     (``top`` is the whole layer: a frame or :class:`Rows`)."""
     rows = out.shape[0]
-    flat = out.reshape(rows, -1)
-    if isinstance(top, Rows):
-        top.settle()  # a no-op in the engine, which fills deferred rows before the bands
-        _mix_rows(flat, top.plane, top.idx[y0:y0 + rows], top.wts[y0:y0 + rows], mode, opacity)
-    else:
-        _mix_flat(flat.reshape(-1), np.ascontiguousarray(top[y0:y0 + rows]).reshape(-1), mode, opacity)
+    if not isinstance(top, Rows):  # a frame is rows at full size, each output row its own plane row
+        h = top.shape[0]
+        top = Rows(np.ascontiguousarray(top).reshape(h, -1), *_placed_taps(h, 0, h, h))
+    top.settle()  # a no-op in the engine, which fills deferred rows before the bands
+    _mix_rows(out.reshape(rows, -1), top.plane, top.idx[y0:y0 + rows], top.wts[y0:y0 + rows], mode, opacity)
 
 
 # ---------------------------------------------------------------- rows: upscales finished in the mix
