@@ -93,7 +93,7 @@ def scanlines(frame, ctx, strength, spacing):
     if strength > 0:
         step = max(2, int(spacing))
         rows = frame[-ctx.row0 % step::step]  # rows 0, step, 2*step... of the whole frame
-        rows[...] = cv2.convertScaleAbs(rows, alpha=1.0 - strength)
+        cv2.convertScaleAbs(rows, dst=rows, alpha=1.0 - strength)  # in place: OpenCV takes the row stride
     return frame
 
 
