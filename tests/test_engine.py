@@ -95,17 +95,21 @@ def test_rows_are_the_opencv_upscale_placed_in_the_frame(cubic):
 
 
 def test_deferred_rows_filled_in_parts_equal_rows_resized_at_once():
-    from vj.mix import scale_rows
+    from vj.mix import scale_rows, settle_all
 
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
     eager = scale_rows(img, (120, 90), rect=(7, 3, 110, 88))
     deferred = scale_rows(img, (120, 90), rect=(7, 3, 110, 88), defer=True)
-    jobs = deferred.fill_jobs(3)
-    assert len(jobs) == 3 and jobs[0][0] == 0 and jobs[-1][1] == 50
-    for r0, r1 in jobs[::-1]:  # any order, as the engine's threads take them
-        deferred.fill(r0, r1)
-    deferred.pending = None
+    seen = []
+
+    def run(fn, jobs):  # any order, as the engine's threads take them
+        seen.extend(jobs)
+        return [fn(j) for j in jobs[::-1]]
+
+    settle_all([None, deferred, eager], run, 3)
+    assert len(seen) == 3 and seen[0][1] == 0 and seen[-1][2] == 50  # three runs of the deferred rows only
+    assert deferred.pending is None
     assert np.array_equal(deferred.plane, eager.plane)
     late = scale_rows(img, (120, 90), defer=True)  # read without the engine's fill stage: filled on use
     assert np.array_equal(late.materialize(), scale_rows(img, (120, 90)).materialize())

@@ -414,13 +414,7 @@ class Engine:
             return frame
 
         frames = self.workers.map(layer_frame, jobs)
-        fills = [(f, r0, r1) for f in frames if isinstance(f, kernels.Rows)
-                 for r0, r1 in f.fill_jobs(self.workers.n)]
-        if fills:  # deferred resizes (the mosaic's view) in chunks on every thread
-            self.workers.map(lambda job: job[0].fill(job[1], job[2]), fills)
-            for f in frames:
-                if isinstance(f, kernels.Rows):
-                    f.pending = None
+        kernels.settle_all(frames, self.workers.map, self.workers.n)  # deferred resizes (the mosaic's view)
         mix = [(self._black if f is None else f, opacity, kernels.mode_code(self.store.choice(layer.prefix + "blend")))
                for (layer, opacity, _), f in zip(jobs, frames)]
         # an opaque first layer in normal mode replaces the black it would be mixed over: skip the black

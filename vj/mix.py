@@ -19,6 +19,7 @@ where opacity is the top layer's gain, as on a VJ mixer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from functools import lru_cache
 
 import cv2
@@ -102,12 +103,13 @@ def mix(out: np.ndarray, top: np.ndarray | Rows, mode: int, opacity: float, y0: 
 # ---------------------------------------------------------------- rows: upscales finished in the mix
 @dataclass
 class Rows:
-    """A layer at the output size: ``plane``, rows already at the output width (its last row is black),
-    and per output row the two plane rows ``idx`` and the weights ``wts`` that make it.
+    """A layer at the output size: ``plane``, rows already at the output width (from ``scale_rows``, a
+    black last row for the output rows outside the image), and per output row the two plane rows ``idx``
+    and the weights ``wts`` that make it.
 
     A *deferred* plane (``scale_rows(..., defer=True)``) is allocated but its horizontal resize is still to
-    run: the engine runs it as ``fill`` jobs of a few hundred rows each on both threads (a big view's
-    resize is then not one thread's critical path); anything else that reads the rows fills them first.
+    run: the engine runs it through :func:`settle_all` in equal parts on its threads (a big view's resize
+    is then not one thread's critical path); anything else that reads the rows fills them first.
     """
 
     plane: np.ndarray   # (R + 1, W * 3) uint8
@@ -128,7 +130,7 @@ class Rows:
                 dst = self.plane[r0:r1].reshape(r1 - r0, -1, 3)[:, x0:x1]
                 cv2.resize(img[r0:r1], (x1 - x0, r1 - r0), dst=dst, interpolation=interp)
 
-    def fill_jobs(self, parts: int) -> list[tuple[int, int]]:
+    def _runs(self, parts: int) -> list[tuple[int, int]]:
         """The deferred rows in ``parts`` equal runs (none when nothing is deferred)."""
         n = len(self.pending[0]) if self.pending is not None else 0
         bounds = [round(i * n / parts) for i in range(parts + 1)] if n else []
@@ -147,6 +149,16 @@ class Rows:
         out = np.empty((h, w, 3), np.uint8)
         _mix_rows(out.reshape(h, -1), self.plane, self.idx, self.wts, SET, 1.0)
         return out
+
+
+def settle_all(layers: list, run: Callable[[Callable, list], list], parts: int) -> None:
+    """Fill every deferred :class:`Rows` among ``layers``, each split into ``parts`` runs of rows that
+    ``run`` (the engine's ``Workers.map``) takes on its threads in any order."""
+    jobs = [(r, a, b) for r in layers if isinstance(r, Rows) for a, b in r._runs(parts)]
+    if jobs:
+        run(lambda job: job[0].fill(job[1], job[2]), jobs)
+        for r, _, _ in jobs:
+            r.pending = None
 
 
 def as_frame(layer: np.ndarray | Rows) -> np.ndarray:
