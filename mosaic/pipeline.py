@@ -41,7 +41,7 @@ class BuildSettings:
     tile: int = 128                  # atlas tile side in pixels (the seed's triangles are 128 px)
     backbone: str = "efficientnet_lite0"
     perplexity: float = 10.0         # the seed's
-    embed: str = "opentsne"          # opentsne (FFT, fast), sklearn (the seed's) or pca
+    embed: str = "tsne"              # tsne (FFT-accelerated, float32), sklearn (the seed's) or pca
     grid: tuple[int, int] = (60, 30) # columns x rows
     layout: str = "triangle"
     assign: str = "optimal"          # optimal (one-to-one) or nearest (the seed's, repeats)
@@ -210,7 +210,7 @@ def build(inputs: list[str | Path], run: Path, s: BuildSettings = BuildSettings(
     coords = _load(run / "coords.npy")
     if settings.get("embed_key") != embed_key or coords is None or len(coords) != len(feats):
         log.info("mosaic: embedding %d frames (%s, perplexity %g)", len(feats), s.embed, s.perplexity)
-        coords = embed(feats, s.embed, s.perplexity, seed=s.seed)
+        coords = embed(feats, s.embed, s.perplexity, seed=s.seed, progress=True)
         _save(run / "coords.npy", coords)
         settings["embed_key"] = embed_key
         _write_settings(run, settings)

@@ -63,12 +63,76 @@ def test_tsne_separates_two_blobs():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, (60, 64)) + 6
     b = rng.normal(0, 1, (60, 64)) - 6
-    for method in ("opentsne", "sklearn"):
+    for method in ("tsne", "sklearn"):
         xy = embed(np.concatenate([a, b]), method, perplexity=10)
         ca, cb = xy[:60].mean(0), xy[60:].mean(0)
         spread = max(xy[:60].std(0).max(), xy[60:].std(0).max())
         assert np.linalg.norm(ca - cb) > 3 * spread, method
     assert np.array_equal(embed(np.concatenate([a, b]), perplexity=10), embed(np.concatenate([a, b]), perplexity=10))
+
+
+def _exact_tsne_gradient(y: np.ndarray, p: np.ndarray, exaggeration: float) -> np.ndarray:
+    """KL(P || Q)'s gradient without t-SNE's factor 4, every pair summed (float64)."""
+    d = y[:, None] - y[None]
+    w = 1 / (1 + (d ** 2).sum(-1))
+    np.fill_diagonal(w, 0)
+    return exaggeration * ((p * w)[..., None] * d).sum(1) - ((w ** 2)[..., None] * d).sum(1) / w.sum()
+
+
+@pytest.mark.parametrize("spread", [2.0, 25.0])   # one grid of 50 boxes; boxes 1 map unit wide
+def test_fft_tsne_gradient_matches_the_exact_gradient_and_opentsne(spread):
+    import scipy.sparse as sp
+    from openTSNE.tsne import kl_divergence_fft
+
+    from mosaic.fitsne import TSNE
+
+    rng = np.random.default_rng(1)
+    n = 800
+    centres = rng.normal(0, spread, (8, 2))
+    y = centres[rng.integers(0, 8, n)] + rng.normal(0, spread / 8, (n, 2))
+    y -= y.mean(0)
+    rows, cols = np.repeat(np.arange(n), 6), rng.integers(0, n, 6 * n)
+    p = sp.csr_matrix((rng.random(6 * n), (rows, cols)), (n, n))
+    p = p + p.T
+    p.setdiag(0)
+    p.eliminate_zeros()
+    p = (p / p.sum()).tocsr()
+    exact = _exact_tsne_gradient(y, p.toarray(), 12.0)
+    small = TSNE(y, p).gradient(12.0)  # a map this small sums every pair
+    assert np.allclose(small, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())
+    ours = TSNE(y, p, exact_below=0).gradient(12.0)
+    _, theirs = kl_divergence_fft(np.ascontiguousarray(y), (p * 12).tocsr(), 1, dict(
+        n_interpolation_points=3, min_num_intervals=50, ints_in_interval=1), n_jobs=1)
+    scale = np.linalg.norm(exact)
+    assert np.linalg.norm(ours - exact) / scale < 0.03
+    assert np.linalg.norm(ours - exact) <= 1.2 * np.linalg.norm(theirs - exact) + 1e-4 * scale
+
+
+def test_fft_tsne_steps_like_opentsne():
+    """The optimiser (gains, momentum, clipped steps, re-centring) is openTSNE's: a few steps from the
+    same start land on the same map."""
+    import scipy.sparse as sp
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PrecomputedAffinities
+
+    from mosaic.fitsne import TSNE
+
+    rng = np.random.default_rng(2)
+    n = 400
+    y = rng.normal(0, 1e-2 * n ** 0.5, (n, 2))
+    rows, cols = np.repeat(np.arange(n), 5), rng.integers(0, n, 5 * n)
+    p = sp.csr_matrix((rng.random(5 * n), (rows, cols)), (n, n))
+    p = p + p.T
+    p.setdiag(0)
+    p.eliminate_zeros()
+    p = (p / p.sum()).tocsr()
+    ours = TSNE(y, p, exact_below=0)
+    ours.run(20, 12.0, 0.5, n / 12)
+    ours.run(10, 1.0, 0.8, n)
+    theirs = TSNEEmbedding(y.copy(), PrecomputedAffinities(p, normalize=False), negative_gradient_method="fft",
+                           n_jobs=1).optimize(20, exaggeration=12, momentum=0.5).optimize(10, momentum=0.8)
+    theirs = np.asarray(theirs)
+    assert np.abs(ours.y - theirs).max() < 1e-3 * np.abs(theirs).max()
 
 
 def test_exact_knn_matches_a_brute_force_search():
