@@ -71,6 +71,18 @@ def test_tsne_separates_two_blobs():
     assert np.array_equal(embed(np.concatenate([a, b]), perplexity=10), embed(np.concatenate([a, b]), perplexity=10))
 
 
+def _random_affinities(rng: np.random.Generator, n: int, per_row: int):
+    """A symmetric sparse P summing to 1, no self-affinities (openTSNE's form)."""
+    import scipy.sparse as sp
+
+    rows, cols = np.repeat(np.arange(n), per_row), rng.integers(0, n, per_row * n)
+    p = sp.csr_matrix((rng.random(per_row * n), (rows, cols)), (n, n))
+    p = p + p.T
+    p.setdiag(0)
+    p.eliminate_zeros()
+    return (p / p.sum()).tocsr()
+
+
 def _exact_tsne_gradient(y: np.ndarray, p: np.ndarray, exaggeration: float) -> np.ndarray:
     """KL(P || Q)'s gradient without t-SNE's factor 4, every pair summed (float64)."""
     d = y[:, None] - y[None]
@@ -81,7 +93,6 @@ def _exact_tsne_gradient(y: np.ndarray, p: np.ndarray, exaggeration: float) -> n
 
 @pytest.mark.parametrize("spread", [2.0, 25.0])   # one grid of 50 boxes; boxes 1 map unit wide
 def test_fft_tsne_gradient_matches_the_exact_gradient_and_opentsne(spread):
-    import scipy.sparse as sp
     from openTSNE.tsne import kl_divergence_fft
 
     from mosaic.fitsne import TSNE
@@ -91,12 +102,7 @@ def test_fft_tsne_gradient_matches_the_exact_gradient_and_opentsne(spread):
     centres = rng.normal(0, spread, (8, 2))
     y = centres[rng.integers(0, 8, n)] + rng.normal(0, spread / 8, (n, 2))
     y -= y.mean(0)
-    rows, cols = np.repeat(np.arange(n), 6), rng.integers(0, n, 6 * n)
-    p = sp.csr_matrix((rng.random(6 * n), (rows, cols)), (n, n))
-    p = p + p.T
-    p.setdiag(0)
-    p.eliminate_zeros()
-    p = (p / p.sum()).tocsr()
+    p = _random_affinities(rng, n, 6)
     exact = _exact_tsne_gradient(y, p.toarray(), 12.0)
     small = TSNE(y, p).gradient(12.0)  # a map this small sums every pair
     assert np.allclose(small, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())
@@ -111,7 +117,6 @@ def test_fft_tsne_gradient_matches_the_exact_gradient_and_opentsne(spread):
 def test_fft_tsne_steps_like_opentsne():
     """The optimiser (gains, momentum, clipped steps, re-centring) is openTSNE's: a few steps from the
     same start land on the same map."""
-    import scipy.sparse as sp
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import PrecomputedAffinities
 
@@ -120,12 +125,7 @@ def test_fft_tsne_steps_like_opentsne():
     rng = np.random.default_rng(2)
     n = 400
     y = rng.normal(0, 1e-2 * n ** 0.5, (n, 2))
-    rows, cols = np.repeat(np.arange(n), 5), rng.integers(0, n, 5 * n)
-    p = sp.csr_matrix((rng.random(5 * n), (rows, cols)), (n, n))
-    p = p + p.T
-    p.setdiag(0)
-    p.eliminate_zeros()
-    p = (p / p.sum()).tocsr()
+    p = _random_affinities(rng, n, 5)
     ours = TSNE(y, p, exact_below=0)
     ours.run(20, 12.0, 0.5, n / 12)
     ours.run(10, 1.0, 0.8, n)
