@@ -104,6 +104,20 @@ def test_writer_streams_exact_frame_count_and_find_media(tmp_path):
         find_media([tmp_path / "missing"])
 
 
+def test_writer_keeps_colours(tmp_path):
+    """Frames reach x264 as YUV converted by OpenCV: a round trip keeps saturated and grey patches."""
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128], [230, 180, 150], [20, 20, 20],
+                        [255, 255, 255], [0, 0, 0]], np.uint8)
+    frame = np.repeat(np.repeat(colours[None], 64, 0), 32, 1)           # 8 patches of 32x64
+    with VideoWriter(tmp_path / "c.mp4", 10, (256, 64)) as w:
+        for _ in range(3):
+            w.write(frame)
+    back = next(read_frames(tmp_path / "c.mp4", size=(256, 64), crop="letterbox")).astype(int)
+    for i, c in enumerate(colours):
+        patch = back[8:-8, i * 32 + 8:i * 32 + 24].reshape(-1, 3).mean(0)
+        assert np.abs(patch - c).max() < 6, (c, patch)
+
+
 def test_read_image_and_fit(tmp_path):
     from PIL import Image
 
