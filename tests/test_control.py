@@ -152,6 +152,24 @@ def test_a_burst_on_one_parameter_is_parsed_once_and_commands_all_count():
     assert s.superseded == 18 and "18 superseded" in s.status()
 
 
+def test_poll_waits_for_a_slice_the_receiver_thread_is_routing():
+    """A message the thread is in the middle of routing still reaches the frame that polls."""
+    import threading
+
+    s = store()
+    server = OscServer(OscRouter(s), "127.0.0.1", 0)
+    server._lock.acquire()  # stands in for the thread, mid-slice
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(osc_bytes("/vj/fx/hue/degrees", 42.0), server.address)
+        time.sleep(0.02)
+        threading.Timer(0.0005, server._lock.release).start()  # the slice ends half a ms later
+        server.poll()
+        assert s.drain().changed.get("fx.hue.degrees") == 42.0
+    finally:
+        server.close()
+
+
 def test_osc_feedback_sends_changes_to_a_controller():
     from pythonosc.osc_packet import OscPacket
 

@@ -118,6 +118,9 @@ def parse_simple(data: bytes):
     return address, args
 
 
+POLL_WAIT = 0.002  # seconds the frame loop waits for the receiver thread to finish its slice
+
+
 class OscServer:
     """A UDP listener on its own thread; listens on 127.0.0.1 unless the user opens it."""
 
@@ -167,8 +170,11 @@ class OscServer:
 
         One message (a fader move, a genre switch) is in the very next frame; in a flood the loop takes a
         few and leaves the rest to the thread, so input never costs the frame more than a fraction of a ms.
+        If the thread is routing a slice, the loop waits for it (a slice takes ~0.15 ms; at most
+        ``POLL_WAIT``, for a thread the OS took off the core mid-slice): without the wait, a message the
+        thread had just read reached the store after the frame had started, and missed it (1 in 40).
         """
-        if self._lock.acquire(blocking=False):  # the thread and the loop take turns: arrival order is kept
+        if self._lock.acquire(timeout=POLL_WAIT):  # the thread and the loop take turns: arrival order is kept
             try:
                 self._take(limit)
             finally:
