@@ -36,14 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--perplexity", type=float, default=10.0, help="t-SNE perplexity (default 10)")
     b.add_argument("--embed", default="tsne", choices=METHODS,
                    help="tsne (FFT-accelerated t-SNE, float32 on every core; default), sklearn (the seed's "
-                        "Barnes-Hut t-SNE, 4-5x slower at 23k frames) or pca (instant, clusters overlap)")
+                        "Barnes-Hut t-SNE, 5x slower at 23k frames) or pca (instant, clusters overlap)")
     b.add_argument("--grid", default="60x30", help="COLSxROWS (default 60x30)")
     b.add_argument("--layout", default="triangle", choices=("triangle", "square", "hex"))
     b.add_argument("--assign", default="optimal", choices=("optimal", "nearest"),
                    help="optimal: every cell a different frame (default); nearest: the seed's, with repeats")
     b.add_argument("--tile", type=int, default=128, help="atlas tile size in px (default 128)")
     b.add_argument("--dedupe", type=float, default=0.0, help="drop near-identical consecutive frames (e.g. 2)")
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--device", default="cpu", help="cpu (default: ONNX Runtime) or a torch device such as cuda for the features")
     b.set_defaults(func=cmd_build)
 
     p = msub.add_parser("poster", help="render the mosaic as one big image")
