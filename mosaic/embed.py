@@ -61,7 +61,11 @@ def embed(features: np.ndarray, method: str = "tsne", perplexity: float = 10.0, 
     idx, dist = exact_knn(x, k)
     aff = affinity.PerplexityBasedNN(perplexity=perplexity, knn_index=PrecomputedNeighbors(idx, dist),
                                      n_jobs=n_jobs, random_state=seed)
-    init = initialization.rescale(pca(x, 2, seed).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):  # identical frames: zero variance to divide by
+        start = pca(x, 2, seed).astype(np.float64)
+    if not np.isfinite(start).all() or start[:, 0].std() < 1e-12:  # identical frames: no direction to follow
+        start = np.random.default_rng(seed).normal(0, 1, (n, 2))
+    init = initialization.rescale(start)
     opt = TSNE(init, aff.P, n_jobs=n_jobs)
     with tqdm(total=EARLY[0] + MAIN[0], desc="t-SNE", unit="it", disable=not progress) as bar:
         for iters, exaggeration, momentum, rate in (EARLY, MAIN):

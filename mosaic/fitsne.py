@@ -43,7 +43,7 @@ MIN_GAIN = 0.01
 EXACT_BELOW = 2500      # smaller maps sum every pair (measured: cheaper than the smallest grid's transforms)
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _lagrange(t: float, out: np.ndarray) -> None:
     """Weights of the 3 nodes at 1/6, 1/2, 5/6 of a box for a point at ``t`` (0..1) of it."""
     a = t - np.float32(1 / 6)
@@ -54,7 +54,7 @@ def _lagrange(t: float, out: np.ndarray) -> None:
     out[2] = a * b * np.float32(4.5)
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _scatter(y, lo, box, nb, charges, node, wts):
     """Spread each point's charges (1, x, y) onto its box's 3x3 nodes of ``charges`` (3, G, G).
 
@@ -84,7 +84,7 @@ def _scatter(y, lo, box, nb, charges, node, wts):
                 charges[2, r0 + a, c0 + b] += w * x1
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _kernel(g, h, out):
     """The squared Cauchy kernel between nodes ``h`` apart, laid out for a circular convolution of size M.
 
@@ -99,7 +99,7 @@ def _kernel(g, h, out):
             out[ra, b % m] = q * q
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _scale(spectrum, k_hat):
     """Multiply complex ``spectrum`` (3, M, C), seen as interleaved float32 pairs, by the real ``k_hat``."""
     for t in range(spectrum.shape[0]):
@@ -110,7 +110,7 @@ def _scale(spectrum, k_hat):
                 spectrum[t, r, 2 * c + 1] *= k
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _repulsion(y, pot, node, wts, start, stop, rep):
     """Read back each point's potentials; ``rep`` gets y * phi1 - (phi_x, phi_y). Returns this range's
     share of the normaliser Z + N: sum of (1 + 2 |y|^2) phi1 - 2 y . phi_xy.
@@ -139,7 +139,7 @@ def _repulsion(y, pot, node, wts, start, stop, rep):
     return z
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _exact_repulsion(y, start, stop, rep):
     """Every pair summed, for small maps: ``rep`` gets sum_j q_ij^2 (y_i - y_j); returns sum_j q_ij."""
     z = 0.0
@@ -163,7 +163,7 @@ def _exact_repulsion(y, start, stop, rep):
     return z
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _gradient(y, indptr, indices, p, exaggeration, rep, inv_z, start, stop, grad):
     """grad = exaggeration * sum_j p_ij q_ij (y_i - y_j) - rep / Z, for rows start..stop."""
     for i in range(start, stop):
@@ -182,7 +182,7 @@ def _gradient(y, indptr, indices, p, exaggeration, rep, inv_z, start, stop, grad
         grad[i, 1] = exaggeration * g1 - rep[i, 1] * inv_z
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True, fastmath=True, error_model="numpy")
 def _step(y, grad, update, gains, momentum, rate):
     """openTSNE's update: gains, momentum, a step clipped to norm MAX_STEP, then the map re-centred."""
     n = y.shape[0]

@@ -71,6 +71,13 @@ def test_tsne_separates_two_blobs():
     assert np.array_equal(embed(np.concatenate([a, b]), perplexity=10), embed(np.concatenate([a, b]), perplexity=10))
 
 
+def test_tsne_of_identical_frames_is_finite():
+    """A static video's frames have one feature vector: no direction for PCA, still a map (was NaN)."""
+    for n in (60, 2600):  # every pair summed / the FFT grid
+        xy = embed(np.ones((n, 32), np.float32), perplexity=10)
+        assert xy.shape == (n, 2) and np.isfinite(xy).all()
+
+
 def _random_affinities(rng: np.random.Generator, n: int, per_row: int):
     """A symmetric sparse P summing to 1, no self-affinities (openTSNE's form)."""
     import scipy.sparse as sp
