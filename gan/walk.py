@@ -56,12 +56,24 @@ class BatchStatsRenderer:
     image's forward pass (not a whole reference batch's), and the fixed reference means no flicker.
     ``size`` 0: no reference; a batch is normalised by its own statistics (how training renders samples),
     the generator's running averages untouched.
+
+    Frozen on the CPU, each BatchNorm is folded into the transposed convolution before it (an exact
+    rewrite: eval-mode BatchNorm is a per-channel scale and shift) and the network runs on ONNX Runtime
+    (``vj.inference``): 2.3x eager torch at 64 px, 1.8x at 96 px, one image on one thread (the live layer),
+    the same images to float rounding. ``runtime="auto"`` (the default) sends single images there and
+    batches to torch, whose oneDNN kernels are faster from 16 images on two threads (1.2 vs 1.4 ms an image
+    at 64 px); ``"onnx"`` sends everything there, ``"torch"`` nothing (and skips the 0.5 s export).
     """
 
-    def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 64, seed: int = 0):
+    def __init__(self, generator, reference: torch.Tensor | None = None, size: int = 64, seed: int = 0,
+                 runtime: str = "auto"):
+        if runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"runtime {runtime!r} is not one of auto, torch, onnx")
         self.device = next(generator.parameters()).device
         self.G = generator
         self.frozen = size > 0
+        self.runtime = "torch"  # "onnx" once a session runs (single images, or all with runtime="onnx")
+        self._session = None
         if not self.frozen:
             self.bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
             return
@@ -76,10 +88,24 @@ class BatchStatsRenderer:
         with torch.no_grad():
             self.G(reference[:size].to(self.device))
         self.G.eval()
+        self._batches_on_session = runtime == "onnx"
+        if runtime == "onnx" or (runtime == "auto" and self.device.type == "cpu"):
+            try:
+                from vj.inference import CpuSession, export_onnx
+
+                folded = fold_batchnorm(self.G)
+                self._session = CpuSession(export_onnx(folded, torch.zeros(1, generator.nz), "z", "images"),
+                                           torch.get_num_threads())
+                self.runtime = "onnx"
+            except Exception:  # noqa: BLE001 - onnxruntime missing, or a generator that does not export
+                if runtime == "onnx":
+                    raise
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """(B, nz) -> (B, 3, S, S) in [-1, 1]."""
+        if self._session is not None and (z.shape[0] == 1 or self._batches_on_session):
+            return torch.from_numpy(self._session(z.reshape(z.shape[0], -1).cpu().numpy()))
         if self.frozen:
             return self.G(z.to(self.device))
         saved = [(m.training, m.momentum) for m in self.bns]
@@ -94,6 +120,35 @@ class BatchStatsRenderer:
                 m.momentum = momentum
 
 
+def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
+    """A copy of an eval-mode generator with every ``ConvTranspose2d -> BatchNorm2d`` pair as one biased
+    ``ConvTranspose2d``: w' = w * s per output channel, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)."""
+    folded = copy.deepcopy(generator).eval()
+    for seq in [m for m in folded.modules() if isinstance(m, torch.nn.Sequential)]:
+        mods = list(seq)
+        out: list[torch.nn.Module] = []
+        i = 0
+        while i < len(mods):
+            m, nxt = mods[i], mods[i + 1] if i + 1 < len(mods) else None
+            if isinstance(m, torch.nn.ConvTranspose2d) and isinstance(nxt, torch.nn.BatchNorm2d) and m.groups == 1:
+                s = nxt.weight / torch.sqrt(nxt.running_var + nxt.eps)
+                conv = torch.nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                                m.output_padding, bias=True, dilation=m.dilation)
+                with torch.no_grad():
+                    conv.weight.copy_(m.weight * s.view(1, -1, 1, 1))
+                    bias = m.bias if m.bias is not None else torch.zeros_like(s)
+                    conv.bias.copy_((bias - nxt.running_mean) * s + nxt.bias)
+                out.append(conv.eval())
+                i += 2
+            else:
+                out.append(m)
+                i += 1
+        seq._modules.clear()
+        for k, m in enumerate(out):
+            seq.add_module(str(k), m)
+    return folded
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -104,7 +159,7 @@ def walk_frames(generator, seconds: float, fps: float, keys: int = 8, seed: int 
     """Yield (S, S, 3) uint8 frames of one full, seamless loop of ``seconds``."""
     n = max(1, int(round(seconds * fps)))
     walk = LatentWalk(generator.nz, keys=keys, seconds_per_key=seconds / keys, seed=seed)
-    render = BatchStatsRenderer(generator, reference)
+    render = BatchStatsRenderer(generator, reference, runtime="torch")  # batches: torch is the faster
     for start in range(0, n, batch):
         z = torch.stack([walk(i / fps) for i in range(start, min(n, start + batch))])
         yield from to_uint8(render(z))

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from vj.inference import CpuSession, export_onnx
 from vj.media import center_crop
 
 log = logging.getLogger(__name__)
@@ -116,18 +117,8 @@ _ONNX_MODELS: dict[tuple[str, int], bytes] = {}
 
 def _onnx_model(name: str, net: torch.nn.Module, size: int) -> bytes:
     """Backbone ``name`` (as ``net``) exported to ONNX once per process: pooled features, dynamic batch."""
-    import io
-    import warnings
-
-    if (name, size) in _ONNX_MODELS:
-        return _ONNX_MODELS[name, size]
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(2, 3, size, size),), buf, dynamo=False, input_names=["x"],
-                          output_names=["features"], dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}},
-                          opset_version=17)
-    _ONNX_MODELS[name, size] = buf.getvalue()
+    if (name, size) not in _ONNX_MODELS:
+        _ONNX_MODELS[name, size] = export_onnx(net, torch.zeros(2, 3, size, size), "x", "features")
     return _ONNX_MODELS[name, size]
 
 
@@ -161,15 +152,9 @@ class FeatureExtractor:
     def _onnx(self, required: bool):
         """The feature function on ONNX Runtime (the network exported once per process, in memory)."""
         try:
-            import onnxruntime as ort
-
             model = _onnx_model(self.spec.name, _Pooled(self.model.to(memory_format=torch.contiguous_format)).eval(),
                                 self.spec.size)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            options.log_severity_level = 3
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave idle cores to decoding
-            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            session = CpuSession(model, torch.get_num_threads())
         except Exception as exc:  # noqa: BLE001 - not installed, or a backbone that does not export
             if required:
                 raise BackboneUnavailable(f"backbone {self.spec.name}: ONNX Runtime unavailable ({exc})") from None
@@ -179,7 +164,7 @@ class FeatureExtractor:
             self.model = self.model.to(memory_format=torch.channels_last)
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"x": x.contiguous().numpy()})[0])
+            return torch.from_numpy(session(x.numpy()))
         return run
 
     def _optimised(self, compile: bool):

@@ -17,7 +17,8 @@ from conftest import ROOT, run_vj
 from gan.config import TrainConfig, load_preset
 from gan.data import NoUsableVideo, build_cache
 from gan.train import Trainer, train_genre
-from gan.walk import LatentWalk
+from gan.model import Generator, init_weights
+from gan.walk import BatchStatsRenderer, LatentWalk, fold_batchnorm
 from vj.config import ConfigError
 from vj.media import count_frames, probe
 
@@ -218,6 +219,31 @@ def test_latent_walk_loops_seamlessly():
     walk = LatentWalk(nz=16, keys=4, seconds_per_key=0.5, seed=3)
     assert torch.allclose(walk(0.0), walk(walk.period), atol=1e-6)
     assert not torch.allclose(walk(0.0), walk(0.25))
+
+
+def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime():
+    torch.manual_seed(0)
+    g = Generator(32)
+    g.apply(init_weights)
+    for m in g.modules():  # trained-looking statistics, so a wrong fold cannot pass by accident
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.bias.data.uniform_(-0.2, 0.2)
+    g.eval()
+    z = torch.randn(3, g.nz)
+    folded = fold_batchnorm(g)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.allclose(folded(z), g(z), atol=1e-5)
+    reference = torch.randn(16, g.nz)
+    onnx = BatchStatsRenderer(g, reference)
+    plain = BatchStatsRenderer(g, reference, runtime="torch")
+    assert onnx.runtime == "onnx" and plain.runtime == "torch"
+    for z1 in (z[:1], z[1:2]):  # single images through ONNX Runtime, the same picture as torch's
+        assert torch.allclose(onnx(z1), plain(z1), atol=1e-4)
+    assert torch.allclose(onnx(z), plain(z), atol=1e-5)  # a batch goes to torch
+    assert BatchStatsRenderer(g, size=0).runtime == "torch"  # batch statistics: nothing to fold
 
 
 def test_genre_preset_loads_and_unknown_keys_are_named(tmp_path):
