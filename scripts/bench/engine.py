@@ -26,13 +26,13 @@ def main() -> None:
     p.add_argument("--soak", type=float, default=600, help="seconds of live rendering (default 600)")
     p.add_argument("--offline-seconds", type=float, default=10)
     p.add_argument("--render-scale", type=float, default=1.0, help="layers render at this share of 1080p")
-    p.add_argument("--preset", default="veryfast", help="x264 preset of the offline render (vj render --preset)")
+    p.add_argument("--preset", default=None, help="x264 preset of the offline render (default: vj render's)")
     args = p.parse_args()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     header("engine, 1920x1080: 2 clip layers + generator + mosaic + 2 effects")
     from vj.clock import FixedClock, RealtimeClock
     from vj.engine import Engine
-    from vj.outputs.file import FileOutput
+    from vj.outputs.file import SHOW_PRESET, FileOutput
     from vj.outputs.window import WindowOutput
     from vj.scene import load_scene
 
@@ -47,8 +47,13 @@ def main() -> None:
         rss0 = rss_mb()
         cpu0, proc0 = cpu_times(), time.process_time()
         render, present = [], []
-        t_end = time.perf_counter() + args.soak
+        t_start = time.perf_counter()
+        t_end = t_start + args.soak
+        samples, next_sample = [], t_start + args.soak / 10  # RSS at every tenth: a plateau, or a leak's slope
         while time.perf_counter() < t_end:
+            if time.perf_counter() >= next_sample:
+                samples.append(rss_mb())
+                next_sample += args.soak / 10
             t = clock.tick()
             t0 = time.perf_counter()
             frame = engine.step(t)
@@ -66,23 +71,25 @@ def main() -> None:
         print(f"   present (pygame blit + flip): {stats_ms(present)}")
         cpu_ms = (proc1 - proc0) / len(render) * 1000
         print(f"   this process's CPU per frame (render, present, workers): {cpu_ms:.1f} ms; {steal_note(cpu0, cpu1)}")
-        print(f"   memory over {args.soak:.0f} s: {rss0:.0f} MB -> {rss1:.0f} MB")
+        print(f"   memory over {args.soak:.0f} s: {rss0:.0f} MB -> {rss1:.0f} MB; at every tenth of the soak: "
+              + " ".join(f"{m:.0f}" for m in samples))
 
         # offline, as `vj render` runs it: a new engine (its generator imports torch, its clips decode whole
         # before the first frame), frames streamed to ffmpeg, the file finished
+        preset = args.preset or SHOW_PRESET
         t0 = time.perf_counter()
         offline = Engine(load_scene(scene.path), exact=True, fps=30, render_scale=args.render_scale)
         n = int(args.offline_seconds * 30)
         first = []
         ch0 = os.times()
-        offline.run(FixedClock(30), [FileOutput(Path(tmp) / "out.mp4", 30, offline.size, preset=args.preset)],
+        offline.run(FixedClock(30), [FileOutput(Path(tmp) / "out.mp4", 30, offline.size, preset=preset)],
                     frames=n, on_frame=lambda i: first.append(time.perf_counter()) if i == 1 else None)
         wall = time.perf_counter() - t0
         ch1 = os.times()
         offline.close()
         start = first[0] - t0
         enc = (ch1.children_user + ch1.children_system - ch0.children_user - ch0.children_system) / n * 1000
-        print(f"   offline render 1080p30 with encoding (x264 {args.preset}): {n} frames in {wall:.1f} s = "
+        print(f"   offline render 1080p30 with encoding (x264 {preset}): {n} frames in {wall:.1f} s = "
               f"{args.offline_seconds / wall:.2f}x real time, of which {start:.1f} s to the first frame (engine "
               f"start: torch import, clips decoded); after it {(n - 1) / 30 / (wall - start):.2f}x real time "
               f"(target > 1); ffmpeg's CPU {enc:.0f} ms a frame")
