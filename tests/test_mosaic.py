@@ -355,6 +355,32 @@ def test_remembered_tiles_paste_the_same_pixels(built):
     assert cached._ready and not fresh._ready
 
 
+def test_tile_memory_smaller_than_the_view_still_saves_resizes(built):
+    """Playing tiles come round in a cycle: when the view's frames do not all fit, the kept cells stay kept
+    (evicting the least recent frame would drop each one just before it is shown again: no hits at all)."""
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    fresh, tight = MosaicAnimator(b, (320, 180)), MosaicAnimator(b, (320, 180))
+    fresh.READY_BYTES = 0
+    fresh.frame(0.0, drift=0, play=1, ripple=0, zoom=1)
+    visible = fresh.visible_cells(fresh.view, 1.0)
+    frames = b.strips.shape[1]
+    tight.READY_BYTES = fresh.tile ** 2 * 3 * frames * len(visible) // 3  # about a third of the view's frames
+    resized = {fresh: 0, tight: 0}
+    for a in (fresh, tight):
+        def counting(cell, token, src, a=a, remember=a._remember):
+            resized[a] += 1
+            return remember(cell, token, src)
+        a._remember = counting
+    for i in range(1, 8 * frames * 2):  # eight loops of every tile's strip at 4 fps, the view still
+        t = i / 8
+        assert np.array_equal(tight.frame(t, drift=0, play=1, ripple=0, zoom=1),
+                              fresh.frame(t, drift=0, play=1, ripple=0, zoom=1)), i
+    assert 0 < tight._ready_bytes <= tight.READY_BYTES
+    assert resized[tight] < 0.85 * resized[fresh], resized
+
+
 def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     from mosaic.animate import MosaicAnimator
     from mosaic.pipeline import BuildSettings, build
