@@ -171,6 +171,16 @@ def test_rgb_split_moves_red_right_and_blue_left():
     f[:, 640] = 255
     out = apply("rgb_split", f, FrameContext(), amount=5)
     assert out[0, 645, 0] == 255 and out[0, 635, 2] == 255 and out[0, 640, 1] == 255
+    rng = np.random.default_rng(0)
+    for w, amount in ((1280, 5), (640, 64), (20, 64)):  # the last shifts by all but one pixel
+        f = rng.integers(0, 256, (7, w, 3), np.uint8)
+        a = min(int(amount * w / 1280), w - 1)
+        want = f.copy()
+        want[:, a:, 0], want[:, :-a, 2] = f[:, :-a, 0], f[:, a:, 2]
+        assert np.array_equal(apply("rgb_split", f, FrameContext(), amount=amount), want)
+        band = f.copy()[::2]  # not contiguous: still moved in place
+        EFFECTS["rgb_split"].fn(band, FrameContext(), amount=amount)
+        assert np.array_equal(band, want[::2])
 
 
 def test_scanlines_darken_every_nth_row():

@@ -61,12 +61,27 @@ def effect(name: str, help: str, *inputs: Input, local: bool = False):
 # ---------------------------------------------------------------- effects
 @effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"), local=True)
 def rgb_split(frame, ctx, amount):
-    a = int(amount * frame.shape[1] / 1280)
-    if a > 0:  # in place, from a contiguous copy: numpy would buffer each overlapping strided copy twice
-        src = frame.copy()
-        frame[:, a:, 0] = src[:, :-a, 0]
-        frame[:, :-a, 2] = src[:, a:, 2]
+    h, w = frame.shape[:2]
+    a = min(int(amount * w / 1280), w - 1)
+    if a > 0 and not frame.flags.c_contiguous:  # the flat view below must be the frame's own memory
+        frame[...] = rgb_split(np.ascontiguousarray(frame), ctx, amount)
+    elif a > 0:  # in place, from a copy (the moves overlap). Rows as flat bytes: a pixel shift is a shift of 3a
+        src = frame.copy().reshape(h, -1)  # bytes, and one masked OpenCV copy moves every red (or blue) byte
+        flat = frame.reshape(h, -1)        # (1.5x numpy's two strided channel copies)
+        red, blue = _channel_masks(h, w - a)
+        cv2.copyTo(src[:, :-3 * a], red, flat[:, 3 * a:])
+        cv2.copyTo(src[:, 3 * a:], blue, flat[:, :-3 * a])
     return frame
+
+
+@lru_cache(maxsize=16)
+def _channel_masks(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Byte masks of the red and of the blue bytes of ``rows`` x ``width`` RGB pixels."""
+    red = np.zeros((rows, width * 3), np.uint8)
+    red[:, 0::3] = 1
+    blue = np.zeros_like(red)
+    blue[:, 2::3] = 1
+    return red, blue
 
 
 @effect("glitch", "displace random horizontal blocks", Input("amount", 0.3, 0, 1, "share of frames and blocks"),
