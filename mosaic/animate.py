@@ -230,7 +230,9 @@ class MosaicAnimator:
         target = self._matches(src)[va]
         pa = (src.centers[va] - src.view) * sa
         pb = (self.centers[target] - self.view) * sb
-        side = max(2, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8))
+        # whole steps of 4 px: the thumbnails of one size serve several frames (a new size every frame
+        # resized every flying tile again, every frame)
+        side = max(4, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8) // 4 * 4)
         xy = ((1 - a) * pa + a * pb + [w / 2, h / 2] - side / 2).astype(int)
         src._draw_tiles(out, va, xy, side)
         return out

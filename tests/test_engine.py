@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_vj
-from vj.clock import FixedClock
+from vj.clock import FixedClock, RealtimeClock
 from vj.config import ConfigError
 from vj.effects import BLEND_MODES, EFFECTS, FrameContext, apply, blend
 from vj.engine import Engine
@@ -398,6 +398,44 @@ def test_genre_switch_changes_clip_and_generator_sources(show):
         assert after[name] is not None and after[name] is not before[name]
     assert after["gan"].G is not before["gan"].G
     engine.close()
+
+
+def test_live_genre_sources_are_made_off_the_frame_loop_and_a_switch_waits_for_them(show, monkeypatch):
+    """Loading a generator (and its ONNX export) or a mosaic takes tenths of a second: live, the engine makes
+    every genre's sources on its preparer thread, and a switch asked for before they exist starts its fade
+    once they do, while the current genre plays on."""
+    import threading
+
+    d, scene_path, _ = show
+    made_on, release = {}, threading.Event()
+    make = Engine._make_source
+
+    def tracked(self, kind, genre):
+        if genre == "blue":
+            release.wait(10)  # hold blue's sources back until the switch has been asked for
+        made_on[kind, genre] = threading.current_thread().name
+        return make(self, kind, genre)
+
+    monkeypatch.setattr(Engine, "_make_source", tracked)
+    engine = Engine(load_scene(scene_path), exact=False)
+    try:
+        clock = RealtimeClock(60)
+        engine.step(clock.tick())
+        engine.store.push("genre", "blue", "test")
+        for _ in range(3):
+            engine.step(clock.tick())
+        assert engine.genre == "red" and engine.fade_from is None  # waiting: red plays on
+        release.set()
+        for _ in range(3000):
+            engine.step(clock.tick())
+            if engine.genre == "blue":
+                break
+        assert engine.genre == "blue" and engine.fade_from == "red"  # and now the fade
+        assert {k: v.startswith("genre-prep") for k, v in made_on.items() if k[1] == "blue"} == \
+            {("clip", "blue"): True, ("generator", "blue"): True}
+    finally:
+        release.set()
+        engine.close()
 
 
 def test_offline_render_has_the_exact_frame_count_and_repeats_exactly(show, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import deque
@@ -104,6 +105,7 @@ class Layer:
         self.spec = spec
         self.make_source = make_source
         self.sources: dict[str | None, Source | None] = {}
+        self._making = threading.Lock()  # the frame loop and the engine's preparer thread both make sources
         self.failed: set = set()
         self.effects = [EffectRuntime(e) for e in spec.effects]
         self.prefix = f"layer.{spec.name}."
@@ -133,11 +135,13 @@ class Layer:
     def source(self, genre: str | None) -> Source | None:
         k = self.key(genre)
         if k not in self.sources:
-            try:
-                self.sources[k] = self.make_source(self.spec.source, k)
-            except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
-                self.fail(k, exc)
-                self.sources[k] = None
+            with self._making:
+                if k not in self.sources:
+                    try:
+                        self.sources[k] = self.make_source(self.spec.source, k)
+                    except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
+                        self.fail(k, exc)
+                        self.sources[k] = None
         return self.sources[k]
 
     def fail(self, key, exc: BaseException) -> None:
@@ -177,8 +181,12 @@ class Layer:
                     show_log.warning("layer %s: transition to %s failed, crossfading: %s", self.spec.name, new, exc)
         a = self.render(old, ctx, params, size)
         b = self.render(new, ctx, params, size)
-        return cv2.addWeighted(black if a is None else kernels.as_frame(a), 1 - amount,
-                               black if b is None else kernels.as_frame(b), amount, 0)
+        # the old layer's pixels, then the new one mixed over them at ``amount``: two passes of the mix
+        # kernels (rows finish their upscale inside them), never a source's own frame written to
+        out = black.copy() if a is None else a.materialize() if isinstance(a, kernels.Rows) else a.copy()
+        if b is not None:
+            kernels.mix(out, b, kernels.mode_code("normal"), amount)
+        return out
 
     def close(self) -> None:
         for s in self.sources.values():
@@ -245,6 +253,22 @@ class Engine:
             self.store.values[name] = self.store.params[name].coerce(value)
         if self.genre:
             show_log.info("genre: %s", self.genre)
+        # Live, every genre's sources are made on a background thread from the start (loading a generator,
+        # exporting it to ONNX Runtime and opening a mosaic took 0.3-0.4 s: made on the frame loop at the
+        # first switch, the show froze that long). A switch to a genre still being made waits for it while
+        # the current genre plays on, then fades. Offline, sources are made when first shown (frame-exact).
+        self._prepared: dict[str, object] = {}
+        self._pending: tuple[str, str] | None = None   # (genre, who asked): a switch waiting for its sources
+        self._preparer: ThreadPoolExecutor | None = None
+        if not exact and any(layer.spec.source in GENRE_KINDS for layer in self.layers):
+            self._preparer = ThreadPoolExecutor(1, thread_name_prefix="genre-prep")
+            order = sorted(self.scene.genres, key=lambda g: g != self.genre)  # the first genre first
+            self._prepared = {g: self._preparer.submit(self._prepare, g) for g in order}
+
+    def _prepare(self, genre: str) -> None:
+        for layer in self.layers:
+            if layer.spec.source in GENRE_KINDS:
+                layer.source(genre)
 
     # -- sources
     def _make_source(self, kind: str, genre: str | None) -> Source:
@@ -291,7 +315,15 @@ class Engine:
             self.store.drop("unknown genre")
             return
         if genre == self.genre:
+            self._pending = None
             return
+        ready = self._prepared.get(genre)
+        if ready is not None and not ready.done():
+            if self._pending is None or self._pending[0] != genre:
+                show_log.info("genre: %s requested at %.2fs, its sources are still loading", genre, self.t)
+            self._pending = (genre, source)
+            return
+        self._pending = None
         self.fade_from, self.genre, self.fade_start = self.genre, genre, self.t
         show_log.info("genre: %s -> %s at %.2fs%s", self.fade_from, genre, self.t, f" ({source})" if source else "")
         for listener in self.genre_listeners:
@@ -356,6 +388,8 @@ class Engine:
             self.next_cue += 1
         if self.audio is not None:
             self._audio_events()
+        if self._pending is not None:
+            self.switch_genre(*self._pending)
         self._apply_commands()
         beat = self.tempo.beat(t)
         self._autopilot(beat)
@@ -485,6 +519,8 @@ class Engine:
         self.stopped = True
 
     def close(self) -> None:
+        if self._preparer is not None:  # a source made after its layer closed would keep its threads
+            self._preparer.shutdown(wait=True, cancel_futures=True)
         for layer in self.layers:
             layer.close()
         self.library.close()
