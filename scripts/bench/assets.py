@@ -1,4 +1,5 @@
-"""A benchmark show: procedural clips, a real-size generator checkpoint and a built mosaic, in a temp dir."""
+"""A benchmark show in a temp dir: two genres of procedural clips, each with a real-size generator checkpoint,
+and a built mosaic."""
 from __future__ import annotations
 
 import textwrap
@@ -20,15 +21,24 @@ def make_show(root: Path, size: str = "1920x1080", fps: int = 60) -> Path:
     g.apply(init_weights)
     torch.save({"G": g.state_dict(), "cfg": cfg.to_dict(), "fixed_noise": torch.randn(16, cfg.nz)},
                root / "ckpt.pt")
+    g.apply(init_weights)  # genre b: other weights, the same shape (for genre switches)
+    torch.save({"G": g.state_dict(), "cfg": cfg.to_dict(), "fixed_noise": torch.randn(16, cfg.nz)},
+               root / "ckpt_b.pt")
     build(list(videos.values()), root / "mosaic", BuildSettings(fps=12, tile=128, grid=(30, 15)))
     scene = root / "scene.toml"
     scene.write_text(textwrap.dedent(f"""
         [output]
         size = "{size}"
         fps = {fps}
+        [genre]
+        fade = 1.0
         [genres.a]
         clips = ["videos/plasma/*.mp4", "videos/tunnel/*.mp4"]
         generator = "ckpt.pt"
+        mosaic = "mosaic"
+        [genres.b]
+        clips = ["videos/particles/*.mp4", "videos/typography/*.mp4"]
+        generator = "ckpt_b.pt"
         mosaic = "mosaic"
         [[layers]]
         name = "mosaic"

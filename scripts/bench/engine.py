@@ -1,7 +1,8 @@
 """The live engine at 1920x1080: two clip layers + a generator + a mosaic layer + two effects.
 
 Prints median and p95 render time per frame (live mode: decoding and the generator run in workers), the
-cost of presenting to a window apart (pygame, SDL dummy driver unless a display is set), resident memory
+cost of presenting to a window apart (pygame, SDL dummy driver unless a display is set), four genre switches
+(frame times while two genres crossfade, and the worst frame), resident memory
 at the start and end of a soak, and the offline render of the same scene at 1080p30 including encoding
 against real time. Baseline: the 60 fps frame budget (16.7 ms) and real time.
 
@@ -63,6 +64,19 @@ def main() -> None:
             render.append(t1 - t0)
         rss1 = rss_mb()
         cpu1, proc1 = cpu_times(), time.process_time()
+        # genre switches a -> b -> a -> b, each a 1 s crossfade (two genres' layers, mosaic tiles in flight)
+        fading, worst = [], 0.0
+        for genre in ("b", "a", "b", "a"):
+            engine.switch_genre(genre, "bench")
+            for _ in range(90):
+                t = clock.tick()
+                t0 = time.perf_counter()
+                frame = engine.step(t)
+                dt = time.perf_counter() - t0
+                window.write(frame, t)
+                worst = max(worst, dt)
+                if engine.fade_from is not None:
+                    fading.append(dt)
         window.close()
         engine.close()
         budget = 1 / 60
@@ -71,6 +85,8 @@ def main() -> None:
         print(f"   present (pygame blit + flip): {stats_ms(present)}")
         cpu_ms = (proc1 - proc0) / len(render) * 1000
         print(f"   this process's CPU per frame (render, present, workers): {cpu_ms:.1f} ms; {steal_note(cpu0, cpu1)}")
+        print(f"   genre switches (1 s crossfades): {stats_ms(fading)} over {len(fading)} fading frames, "
+              f"worst frame {worst * 1000:.0f} ms")
         print(f"   memory over {args.soak:.0f} s: {rss0:.0f} MB -> {rss1:.0f} MB; at every tenth of the soak: "
               + " ".join(f"{m:.0f}" for m in samples))
 
