@@ -28,7 +28,7 @@ import numpy as np
 from mosaic.pipeline import Built, load_built
 from mosaic.render import canvas_size, layout_maps, render_poster
 from mosaic.search import unit
-from vj.mix import Rows, scale_rows
+from vj.mix import MODES, Rows, mix, scale_rows
 from vj.params import Param
 
 
@@ -222,8 +222,13 @@ class MosaicAnimator:
         _, zb = self._advance(t, beat, drift, zoom, play, ripple, follow)
         a = amount * amount * (3 - 2 * amount)              # ease in and out
         w, h = self.size
-        out = cv2.addWeighted(src._warp(src.canvas, src.view, za), 0.35 * (1 - a),
-                              self._warp(self.canvas, self.view, zb), a, 0)
+        # 0.35 (1 - a) old + a new: the new view mixed over the old one at a / k (its upscale finished in
+        # the mix kernel), then scaled by k (one pass; an addWeighted of two full views cost twice that)
+        out = src._warp(src.canvas, src.view, za)
+        k = 0.35 * (1 - a) + a
+        mix(out, self._view(self.canvas, self.view, zb), MODES.index("normal"), a / k)
+        if k < 0.999:
+            cv2.convertScaleAbs(out, dst=out, alpha=k)
         if a >= 0.92:                                       # landed: this map's own tiles take over
             return out
         sa, sb = h * za / src.ch, h * zb / self.ch          # output px per canvas px, each map
