@@ -81,7 +81,9 @@ def main() -> None:
         engine.close()
         budget = 1 / 60
         print(f"   live render: {stats_ms(render)} over {len(render)} frames "
-              f"(60 fps budget 16.7 ms: p95 is {np.percentile(render, 95) / budget:.2f}x the budget)")
+              f"(60 fps budget 16.7 ms: p95 is {np.percentile(render, 95) / budget:.2f}x the budget); "
+              f"p99 {np.percentile(render, 99) * 1000:.1f} ms, {np.mean(np.array(render) > budget):.2%} of frames "
+              f"over the budget (with present: {np.mean(np.add(render, present) > budget):.2%})")
         print(f"   present (pygame blit + flip): {stats_ms(present)}")
         cpu_ms = (proc1 - proc0) / len(render) * 1000
         print(f"   this process's CPU per frame (render, present, workers): {cpu_ms:.1f} ms; {steal_note(cpu0, cpu1)}")
