@@ -224,6 +224,21 @@ def test_glitch_is_repeatable_per_frame_and_kaleidoscope_is_symmetric():
     assert np.abs(k[1:].astype(int) - k[1:][::-1].astype(int)).mean() < 2  # mirrored about the centre row
 
 
+def test_kaleidoscope_maps_fold_every_angle_into_one_mirrored_wedge():
+    from vj.effects import _kaleido_maps
+
+    w, h = 320, 180
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r, theta = np.hypot(x - w / 2, y - h / 2), np.arctan2(y - h / 2, x - w / 2)
+    for segments, angle_q in ((6, 0), (6, 1234), (5, 3000), (16, 6200)):
+        seg = 2 * np.pi / segments
+        a = np.abs(((theta + angle_q / 1000) % seg) - seg / 2)
+        mx, my = _kaleido_maps(w, h, segments, angle_q)
+        # within a tenth of a pixel of the closed form (pixels on a wedge's edge may fold either way)
+        err = np.hypot(mx - (w / 2 + r * np.cos(a)), my - (h / 2 + r * np.sin(a)))
+        assert np.mean(err < 0.1) > 0.999, (segments, angle_q)
+
+
 def test_every_effect_keeps_shape_and_dtype():
     f = np.random.default_rng(1).integers(0, 255, (36, 64, 3), dtype=np.uint8)
     for name, fx in EFFECTS.items():

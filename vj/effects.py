@@ -10,12 +10,14 @@ offline render is repeatable; state (feedback) lives in the per-instance ``ctx.s
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
 import cv2
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -138,15 +140,47 @@ def mirror(frame, ctx, mode):
     return out
 
 
-@lru_cache(maxsize=8)
-def _kaleido_maps(w: int, h: int, segments: int, angle_q: int) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)
+def _polar(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Radius and angle of every pixel about the frame's centre (float32)."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = w / 2, h / 2
-    r = np.hypot(x - cx, y - cy)
-    a = np.arctan2(y - cy, x - cx) + angle_q / 1000.0
-    seg = 2 * np.pi / segments
-    a = np.abs((a % seg) - seg / 2)  # fold every segment onto one wedge, mirrored
-    return (cx + r * np.cos(a)).astype(np.float32), (cy + r * np.sin(a)).astype(np.float32)
+    return np.hypot(x - cx, y - cy), np.arctan2(y - cy, x - cx)
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def _fold(r, theta, phi, seg, cx, cy, cos_t, sin_t, mx, my):
+    """Source coordinates of a kaleidoscope: each pixel's angle turned by ``phi`` and folded into one
+    mirrored wedge of ``seg`` radians; cos and sin from tables over the half wedge (8192 steps: under 0.1 px
+    of error at 1080p's corners) instead of two trig calls a pixel."""
+    half = seg / 2
+    scale = (cos_t.shape[0] - 1) / half
+    for i in range(r.shape[0]):
+        for j in range(r.shape[1]):
+            t = theta[i, j] + phi
+            t -= seg * math.floor(t / seg)
+            k = int(abs(t - half) * scale + 0.5)
+            mx[i, j] = cx + r[i, j] * cos_t[k]
+            my[i, j] = cy + r[i, j] * sin_t[k]
+
+
+@lru_cache(maxsize=8)
+def _kaleido_maps(w: int, h: int, segments: int, angle_q: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps of a kaleidoscope turned by ``angle_q`` / 1000 radians. A turning kaleidoscope needs
+    new maps every frame or two: made from the cached polar coordinates by one numba pass (3 ms at 720p;
+    numpy's arctan2, cos and sin over every pixel took 16-30 ms)."""
+    r, theta = _polar(w, h)
+    seg = np.float32(2 * np.pi / segments)
+    a = np.linspace(0, seg / 2, 8193, dtype=np.float64)
+    mx, my = np.empty_like(r), np.empty_like(r)
+    _fold(r, theta, np.float32(angle_q / 1000.0), seg, np.float32(w / 2), np.float32(h / 2),
+          np.cos(a).astype(np.float32), np.sin(a).astype(np.float32), mx, my)
+    return mx, my
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the effects' kernels now, not on the frame an effect turns on."""
+    _kaleido_maps.__wrapped__(4, 2, 6, 0)
 
 
 @effect("kaleidoscope", "fold the image into mirrored wedges", Input("segments", 6, 2, 16),

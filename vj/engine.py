@@ -22,7 +22,7 @@ import numpy as np
 
 from vj.config import ConfigError
 from vj import mix as kernels
-from vj.effects import BLEND_MODES, EFFECTS, FrameContext
+from vj.effects import BLEND_MODES, EFFECTS, FrameContext, warm_up as effects_warm_up
 from vj.params import Param, ParamStore, parse_action
 from vj.scene import Cue, EffectSpec, LayerSpec, Scene
 from vj.sources import GENRE_KINDS, ClipLibrary, ClipSource, GeneratorSource, GradientSource, SolidSource, Source
@@ -224,6 +224,7 @@ class Engine:
         self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2, background=not exact)
         self.workers = Workers(threads)
         kernels.warm_up()  # compiled (or loaded from numba's cache) now, not in the first frame of the show
+        effects_warm_up()
         w, h = self.render_size
         step = max(16, min(BAND_ROWS, h // self.workers.n))
         self._bands = [(y, min(h, y + step)) for y in range(0, h, step)]
