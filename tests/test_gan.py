@@ -221,7 +221,7 @@ def test_latent_walk_loops_seamlessly():
     assert not torch.allclose(walk(0.0), walk(0.25))
 
 
-def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime():
+def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch):
     torch.manual_seed(0)
     g = Generator(32)
     g.apply(init_weights)
@@ -244,6 +244,16 @@ def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(
         assert torch.allclose(onnx(z1), plain(z1), atol=1e-4)
     assert torch.allclose(onnx(z), plain(z), atol=1e-5)  # a batch goes to torch
     assert BatchStatsRenderer(g, size=0).runtime == "torch"  # batch statistics: nothing to fold
+    import vj.inference
+
+    def missing(*a, **k):
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(vj.inference, "CpuSession", missing)  # onnxruntime not installed: torch, same images
+    fallback = BatchStatsRenderer(g, reference)
+    assert fallback.runtime == "torch" and torch.equal(fallback(z[:1]), plain(z[:1]))
+    with pytest.raises(ImportError):
+        BatchStatsRenderer(g, reference, runtime="onnx")
 
 
 def test_genre_preset_loads_and_unknown_keys_are_named(tmp_path):
