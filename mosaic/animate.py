@@ -46,6 +46,10 @@ def shared_built(run: str | Path) -> Built:
 
 class MosaicAnimator:
     READY_BYTES = 64 << 20  # resized tiles kept for pasting again (a cell loops a few frames)
+    # at most this many cells change in one frame: a map's first frame (a genre switch, a jump of the view)
+    # would otherwise paste every visible cell at once (193 at 1080p: 54 ms, a visible stall); the rest
+    # follow in the next frames, starting where the budget ran out (steady playing needs about 13 a frame)
+    PASTES_PER_FRAME = 64
 
     def __init__(self, built: Built, size: tuple[int, int] = (1920, 1080), tile: int | None = None, seed: int = 0):
         self.built = built
@@ -68,6 +72,7 @@ class MosaicAnimator:
         self._ready: OrderedDict[int, dict] = OrderedDict()
         self._ready_bytes = 0
         self._visible: set[int] = set()
+        self._rotor = 0                                         # where the next frame's tile updates start
         self.centers = np.array([[(s[1].start + s[1].stop) / 2, (s[0].start + s[0].stop) / 2]
                                  for s in self._slices], np.float32)   # (cells, 2) canvas px
         self.n_cells = len(self._slices)
@@ -322,19 +327,27 @@ class MosaicAnimator:
         k = strips.shape[1] if strips is not None else 0
         cells = visible.tolist()
         self._visible = set(cells)
-        for cell in cells:
+        start = self._rotor % len(cells) if cells else 0
+        budget = self.PASTES_PER_FRAME
+        for n, cell in enumerate(cells[start:] + cells[:start]):
+            if budget == 0:
+                self._rotor = start + n  # next frame starts with the first cell left waiting
+                return
             if cell in flips:
                 frame = int(self._neighbour[cell])
                 token = ("flip", frame)
                 if self.shown.get(cell) != token:
                     self.paste(cell, np.asarray(self.built.atlas[frame]), token)
+                    budget -= 1
             elif play >= 0.5 and k:
                 # 4 fps per tile, each at its own sub-frame phase: tiles change a few per frame, not all at once
                 j = int(t * 4 + self._phase[cell]) % k
                 if self.shown.get(cell) != ("play", j):
                     self.paste(cell, strips[cell, j], ("play", j))
+                    budget -= 1
             elif self.shown.get(cell) is not None:
                 self.paste(cell, None, None)
+                budget -= 1
 
     def _ripple_flips(self, t: float, beat: float, every: float) -> set[int]:
         if every >= 1:

@@ -381,6 +381,29 @@ def test_tile_memory_smaller_than_the_view_still_saves_resizes(built):
     assert resized[tight] < 0.85 * resized[fresh], resized
 
 
+def test_tile_changes_per_frame_are_capped_and_every_cell_gets_its_turn(built):
+    """A map's first frame would paste every visible cell at once (a stall at a genre switch): at most
+    PASTES_PER_FRAME cells change in a frame, and the next frame starts where the budget ran out, so even
+    when more tiles want to change than the budget allows, none waits for ever."""
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    a = MosaicAnimator(b, (320, 180))
+    a.PASTES_PER_FRAME = 3
+    pasted, paste = [], a.paste
+    a.paste = lambda cell, img, token: (pasted.append(cell), paste(cell, img, token))[1]
+    a.frame(0.0, drift=0, play=1, ripple=0, zoom=1)
+    visible = a.visible_cells(a.view, 1.0).tolist()
+    assert len(visible) > 3 and len(pasted) == 3
+    seen, per_frame = set(pasted), []
+    for i in range(1, 4 * len(visible)):  # 8 fps: every tile wants a new frame every other frame
+        pasted.clear()
+        a.frame(i / 8, drift=0, play=1, ripple=0, zoom=1)
+        per_frame.append(len(pasted))
+        seen.update(pasted)
+    assert max(per_frame) == 3 and seen >= set(visible)
+
+
 def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     from mosaic.animate import MosaicAnimator
     from mosaic.pipeline import BuildSettings, build
