@@ -36,9 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     render.add_argument("--audio", type=Path, help="a track: drives the scene's [audio] routes, frame-exact, "
                                                    "and is muxed into the video")
     render.add_argument("--preset", default=SHOW_PRESET, choices=X264_PRESETS, metavar="PRESET",
-                        help=f"x264 speed/size trade at the same quality: ultrafast, superfast (default: keeps "
-                             f"ahead of real time at 1080p30 on 2 cores), veryfast (two thirds the file, 1.5x the "
-                             f"encoding CPU) ... veryslow")
+                        help="x264 speed/size trade at the same quality: ultrafast, superfast (default: keeps "
+                             "ahead of real time at 1080p30 on 2 cores), veryfast (two thirds the file, 1.5x the "
+                             "encoding CPU) ... veryslow")
     render.set_defaults(func=cmd_render)
 
     presets = sub.add_parser("presets", help="check scenes, genres, cue lists and mappings in presets/")
