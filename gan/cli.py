@@ -1,140 +1,215 @@
-"""``vj gan ...``: train genres (one or a queue), render learning clips and latent walks."""
+"""``vj gan ...``: train genres (one or a queue), render learning clips and latent walks, export generators."""
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
-from vj.runs import DEFAULT_RUNS
+from vj.core.config import arg_number
+from vj.core.runs import DEFAULT_RUNS, GanRun
 
 log = logging.getLogger("vj")
+RAW = argparse.RawDescriptionHelpFormatter
 
 TRAIN_EPILOG = """\
 examples:
   vj gan train ~/loops/particles --genre particles --epochs 200 --size 96
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
-  vj gan train ~/loops/particles --genre particles --resume --epochs 400
-Ctrl-C checkpoints and says how to resume. Samples go to runs/gan/<genre>/samples/.
+  vj gan train --genre particles --resume                          # continue with the run's own settings
+  vj gan train --genre particles --resume --epochs 400             # ... and train to epoch 400
+Ctrl-C checkpoints, says how to resume and exits 130. Samples go to runs/gan/<genre>/samples/.
+A resumed run keeps its config.toml: flags that change the model or its data are refused.
 """
+
+# flags that are settings (TrainConfig fields) when given
+SETTING_FLAGS = ("size", "epochs", "until", "hours", "batch", "fps", "device", "augment")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    gan = sub.add_parser("gan", help="train genre DCGANs, make learning clips and latent walks",
-                         description="DCGAN genre models: train, then render clips.")
-    gsub = gan.add_subparsers(dest="gan_cmd", required=True, metavar="{train,clip,walk}")
+    gan = sub.add_parser("gan", help="train genre GANs, make learning clips and latent walks",
+                         description="Genre GANs: train, then render clips and walks, or export for a show laptop.",
+                         epilog="examples:\n  vj gan train ~/loops/particles --hours 8\n  vj gan clip particles "
+                                "--height 1080\n", formatter_class=RAW)
+    gsub = gan.add_subparsers(dest="gan_cmd", required=True, metavar="{train,clip,walk,export}")
 
     from gan.config import TrainConfig
-    from vj.config import describe
+    from vj.core.config import describe
 
     t = gsub.add_parser("train", help="train one genre, or a queue of genres under one deadline",
-                        epilog=TRAIN_EPILOG + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig), formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops")
+                        description="Train a GAN per genre on frames cut from its video loops.",
+                        epilog=TRAIN_EPILOG + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
+                        formatter_class=RAW)
+    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops (not needed with --resume)")
     t.add_argument("--genre", help="genre name (default: the folder's name)")
     t.add_argument("--preset", action="append", type=Path, default=[],
                    help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
     t.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
     t.add_argument("--size", type=int, choices=(64, 96, 128), help="image size (default 64; the seed used 96)")
     stop = t.add_mutually_exclusive_group()
-    stop.add_argument("--epochs", type=int, help="total epochs (a resumed run trains the missing ones)")
+    stop.add_argument("--epochs", type=arg_number(1, 10**7, int), help="total epochs (default 25; a resumed run "
+                                                                       "trains the missing ones)")
     stop.add_argument("--until", metavar="HH:MM", help="stop at this local time (the queue shares it)")
-    stop.add_argument("--hours", type=float, help="stop after H hours (the queue shares it)")
-    t.add_argument("--batch", type=int, help="batch size (default 64)")
-    t.add_argument("--fps", type=float, help="frames per second of video to cache (default 10)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto")
-    t.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout (small genres)")
-    t.add_argument("--resume", action="store_true", help="continue the run's checkpoint exactly")
+    stop.add_argument("--hours", type=arg_number(0.001, 24 * 365), help="stop after H hours (the queue shares it)")
+    t.add_argument("--batch", type=arg_number(1, 4096, int), help="batch size (default 64)")
+    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default 10)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
+    t.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout (small genres; default none)")
+    t.add_argument("--resume", action="store_true", help="continue the run's checkpoint exactly, with its settings")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any training setting (listed below)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: one line per epoch and every 30 s (the default when not on a terminal)")
     t.set_defaults(func=cmd_train)
 
-    c = gsub.add_parser("clip", help="the learning-process clip: one frame per recorded sample")
-    c.add_argument("genre")
-    c.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
+    c = gsub.add_parser("clip", help="the learning-process clip: one frame per recorded sample",
+                        description="The learning process as a video: every recorded sample of the fixed latents, "
+                                    "in order (a clip worth playing on stage).",
+                        epilog="examples:\n  vj gan clip particles --height 1080 --blend 2\n"
+                               "  vj gan clip particles --latent 0 --out z0.mp4      # one latent's own track\n",
+                        formatter_class=RAW)
+    _genre_and_runs(c)
     c.add_argument("--out", type=Path, help="output file (default runs/gan/<genre>/clips/learning.mp4)")
-    c.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
-    c.add_argument("--latent", type=int, help="one latent's frames instead of the grid (0..singles-1)")
-    c.add_argument("--height", type=int, help="upscale to this height, e.g. 1080")
-    c.add_argument("--blend", type=int, default=0, help="crossfaded in-between frames per sample (default 0)")
+    c.add_argument("--fps", type=arg_number(1, 240), default=30.0, help="frames per second (default 30)")
+    c.add_argument("--latent", type=arg_number(0, 1023, int),
+                   help="one latent's frames instead of the grid (0..singles-1; default: the grid)")
+    c.add_argument("--height", type=arg_number(16, 4320, int), help="upscale to this height, e.g. 1080 "
+                                                                     "(default: the samples' own)")
+    c.add_argument("--blend", type=arg_number(0, 60, int), default=0,
+                   help="crossfaded in-between frames per sample (default 0)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar (lines every 10 s)")
     c.set_defaults(func=cmd_clip)
 
-    w = gsub.add_parser("walk", help="a seamless looping latent walk from the trained generator")
-    w.add_argument("genre")
-    w.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
+    w = gsub.add_parser("walk", help="a seamless looping latent walk from the trained generator",
+                        description="A latent walk that loops seamlessly: spherical interpolation through key "
+                                    "latents, eased at each.",
+                        epilog="examples:\n  vj gan walk particles --seconds 16 --height 512\n"
+                               "  vj gan walk particles --keys 4 --seed 7 --out calm.mp4\n", formatter_class=RAW)
+    _genre_and_runs(w)
     w.add_argument("--out", type=Path, help="output file (default runs/gan/<genre>/clips/walk.mp4)")
-    w.add_argument("--seconds", type=float, default=10.0, help="loop length (default 10)")
-    w.add_argument("--fps", type=float, default=30.0)
-    w.add_argument("--height", type=int, help="frame side, e.g. 512 (default: the model's size)")
-    w.add_argument("--keys", type=int, default=8, help="latent key points in the loop (default 8)")
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--device", default="cpu")
+    w.add_argument("--seconds", type=arg_number(0.1, 3600), default=10.0, help="loop length (default 10)")
+    w.add_argument("--fps", type=arg_number(1, 240), default=30.0, help="frames per second (default 30)")
+    w.add_argument("--height", type=arg_number(16, 4320, int),
+                   help="frame side in px, e.g. 512, upscaled with Lanczos (default: the model's size)")
+    w.add_argument("--keys", type=arg_number(2, 256, int), default=8, help="latent key points in the loop (default 8)")
+    w.add_argument("--seed", type=int, default=0, help="picks the key latents (default 0)")
+    w.add_argument("--device", default="cpu", help="torch device to run the generator on (default cpu)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar (lines every 10 s)")
     w.set_defaults(func=cmd_walk)
+
+    e = gsub.add_parser("export", help="the generator alone, small, for a show laptop",
+                        description="Write the generator alone (no discriminator or optimiser state): a file a "
+                                    "scene or the live layer loads like a checkpoint.",
+                        epilog="examples:\n  vj gan export particles --out particles-g.pt\n"
+                               "  vj gan export particles            # runs/gan/particles/generator.pt\n",
+                        formatter_class=RAW)
+    _genre_and_runs(e)
+    e.add_argument("--out", type=Path, help="output file (default runs/gan/<genre>/generator.pt)")
+    e.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16 where it is exact "
+                                                       "enough, half the size)")
+    e.set_defaults(func=cmd_export)
+
+
+def _genre_and_runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("genre", help="the genre's name: runs/gan/<genre>/")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
 
 
 def _jobs(args) -> list:
-    from gan.config import TrainConfig, load_preset
-    from vj.config import build, parse_sets
-    from vj.runs import gan_dir
+    from gan.config import TrainConfig, load_preset, load_run_config, resume_config
+    from vj.core.config import build, parse_sets
 
-    flags = {k: getattr(args, k) for k in ("size", "epochs", "until", "hours", "batch", "fps", "device", "augment")
-             if getattr(args, k) is not None}
+    flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
     flags.update(parse_sets(args.set))
     if args.hours is not None or args.until is not None:
-        flags.setdefault("epochs", 10**9)  # the deadline decides
+        flags.setdefault("epochs", 0)  # the deadline decides
     bases = [(load_preset(p), str(p)) for p in args.preset]
     if len(args.videos) > 1 and args.genre:
         raise ValueError("--genre names one genre; with several folders each genre is named after its folder")
     for folder in args.videos:
         bases.append((TrainConfig(videos=str(folder), genre=args.genre or folder.resolve().name), str(folder)))
+    if not bases and args.resume and args.genre:
+        bases.append((TrainConfig(genre=args.genre), f"runs/gan/{args.genre}"))
     if not bases:
-        raise ValueError("give a videos folder or --preset FILE (see vj gan train --help)")
+        raise ValueError("give a videos folder, --preset FILE, or --genre NAME --resume (see vj gan train --help)")
     jobs = []
     for base, where in bases:
-        cfg = build(TrainConfig, flags, where="command line", base=base)
+        run = GanRun.of(args.runs, base.genre or "?")
+        if args.resume and run.config.exists():
+            given = {**flags, **({"videos": base.videos} if base.videos else {})}
+            saved = load_run_config(run.config)
+            if "videos" in given and Path(given["videos"]).resolve() == Path(saved.videos).resolve():
+                given.pop("videos")
+            cfg = resume_config(saved, given, str(run.config))
+        else:
+            if args.resume:
+                log.info("%s: no run to resume in %s; starting it", base.genre, run.path)
+            cfg = build(TrainConfig, flags, where="command line", base=base).validate()
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
-        jobs.append((cfg, gan_dir(args.runs, cfg.genre)))
+        jobs.append((cfg, run))
     return jobs
+
+
+def resume_command(args, genre: str) -> str:
+    runs = "" if Path(args.runs) == DEFAULT_RUNS else f" --runs {args.runs}"
+    return f"vj gan train --genre {genre}{runs} --resume"
 
 
 def cmd_train(args) -> int:
     from gan.train import dist_info, train_queue
 
     jobs = _jobs(args)
-    outcomes = train_queue(jobs, resume=args.resume, progress=not args.no_progress)
+    outcomes = train_queue(jobs, resume=args.resume, progress=False if args.no_progress else None)
     if dist_info()[0] != 0:
         return 0 if all(o.status != "failed" for o in outcomes) else 1
-    for (cfg, run_dir), o in zip(jobs, outcomes):
+    for (cfg, run), o in zip(jobs, outcomes):
         line = f"{o.genre}: {o.status} at epoch {o.epoch} (step {o.step})"
         if o.message:
             line += f": {o.message}"
-        if o.status in ("interrupted", "deadline"):
-            line += f"; resume with: vj gan train {cfg.videos} --genre {cfg.genre} --runs {args.runs} --resume"
+        if o.status in ("interrupted", "deadline") or (o.status == "failed" and run.ckpt.exists()):
+            line += f"; resume with: {resume_command(args, cfg.genre)}"
         elif o.status == "done":
-            line += f"; samples in {run_dir / 'samples'}; clip with: vj gan clip {cfg.genre} --runs {args.runs}"
+            line += f"; samples in {run.samples}; clip with: vj gan clip {cfg.genre}" + (
+                "" if Path(args.runs) == DEFAULT_RUNS else f" --runs {args.runs}")
         log.info(line)
+    if any(o.status == "interrupted" for o in outcomes):
+        return 130
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def cmd_clip(args) -> int:
     from gan.clips import learning_clip
-    from vj.runs import gan_dir
 
-    run = gan_dir(args.runs, args.genre)
-    out = args.out or run / "clips" / ("learning.mp4" if args.latent is None else f"learning_z{args.latent:02d}.mp4")
-    n = learning_clip(run, out, fps=args.fps, latent=args.latent, height=args.height, blend=args.blend)
+    run = GanRun.of(args.runs, args.genre)
+    out = args.out or run.clip("learning" if args.latent is None else f"learning_z{args.latent:02d}")
+    n = learning_clip(run, out, fps=args.fps, latent=args.latent, height=args.height, blend=args.blend,
+                      progress=False if args.no_progress else None)
     log.info("wrote %s (%d frames at %g fps)", out, n, args.fps)
     return 0
 
 
 def cmd_walk(args) -> int:
     from gan.clips import walk_clip
-    from vj.runs import gan_dir
 
-    run = gan_dir(args.runs, args.genre)
-    if not (run / "ckpt.pt").exists():
-        raise FileNotFoundError(f"{run}: no checkpoint (train first: vj gan train ... --genre {args.genre})")
-    out = args.out or run / "clips" / "walk.mp4"
-    n = walk_clip(run, out, args.seconds, args.fps, args.height, args.keys, args.seed, args.device)
+    run = GanRun.of(args.runs, args.genre)
+    if run.generator() is None:
+        raise FileNotFoundError(f"{run.path}: no checkpoint (train first: vj gan train ... --genre {args.genre})")
+    out = args.out or run.clip("walk")
+    n = walk_clip(run, out, args.seconds, args.fps, args.height, args.keys, args.seed, args.device,
+                  progress=False if args.no_progress else None)
     log.info("wrote %s (%d frames at %g fps, loops seamlessly)", out, n, args.fps)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from gan.model import export_generator
+
+    run = GanRun.of(args.runs, args.genre)
+    if not run.ckpt.exists():
+        raise FileNotFoundError(f"{run.path}: no checkpoint to export (train first: vj gan train ... --genre "
+                                f"{args.genre})")
+    out = args.out or run.exported
+    before, after, dtype = export_generator(run.ckpt, out, half=not args.fp32)
+    log.info("wrote %s (%s, %.1f MB; the checkpoint is %.1f MB); use it as generator = \"%s\" in a scene", out,
+             dtype, after / 1e6, before / 1e6, out)
     return 0

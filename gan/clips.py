@@ -1,26 +1,39 @@
 """Clips from a run: the learning process (one frame per recorded sample) and latent walks."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from gan.model import load_generator
 from gan.walk import walk_frames
-from vj.media import VideoWriter, read_image
+from vj.core.media import MediaError, VideoWriter, read_image
+from vj.core.progress import wrap
+from vj.core.runs import GanRun
+
+log = logging.getLogger("vj")
 
 
-def sample_files(run_dir: Path, latent: int | None = None) -> list[Path]:
+def sample_files(run: GanRun, latent: int | None = None) -> list[Path]:
     """The run's sample PNGs in time order (their names sort chronologically)."""
-    folder = run_dir / "samples" if latent is None else run_dir / "samples" / f"z{latent:02d}"
-    files = sorted(folder.glob("epoch_*.png"))
+    files = run.sample_files(latent)
     if not files:
         what = "grid samples" if latent is None else f"samples of latent {latent}"
-        raise FileNotFoundError(f"{folder}: no {what} yet (train first: vj gan train ...)")
+        raise FileNotFoundError(f"{run.sample_dir(latent)}: no {what} yet (train first: vj gan train ...)")
     return files
+
+
+def readable(files: list[Path]) -> Iterator[tuple[Path, np.ndarray]]:
+    """(file, image) for every sample that reads; an empty or damaged one (a kill mid-write, in a run made
+    before samples were written atomically) is skipped and named."""
+    for path in files:
+        try:
+            yield path, read_image(path)
+        except MediaError as exc:
+            log.warning("skipping sample %s: %s", path, exc)
 
 
 def upscale(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -39,11 +52,11 @@ def upscale(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def learning_frames(files: list[Path], size: tuple[int, int], blend: int = 0) -> Iterator[np.ndarray]:
+def learning_frames(images: Iterator[np.ndarray], size: tuple[int, int], blend: int = 0) -> Iterator[np.ndarray]:
     """One frame per sample, plus ``blend`` crossfaded in-betweens between consecutive samples."""
     prev = None
-    for path in files:
-        cur = upscale(read_image(path), size)
+    for img in images:
+        cur = upscale(img, size)
         if prev is not None and blend:
             for i in range(1, blend + 1):
                 a = i / (blend + 1)
@@ -56,30 +69,34 @@ def _even(v: int) -> int:
     return v + v % 2
 
 
-def learning_clip(run_dir: Path, out: Path, fps: float = 30, latent: int | None = None, height: int | None = None,
-                  blend: int = 0, progress: bool = True) -> int:
+def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | None = None, height: int | None = None,
+                  blend: int = 0, progress: bool | None = None) -> int:
     """Write the learning-process clip; returns its frame count. ``height`` upscales (1080 for 1080p)."""
-    files = sample_files(run_dir, latent)
-    first = read_image(files[0])
+    run = run if isinstance(run, GanRun) else GanRun(Path(run))
+    samples = list(readable(sample_files(run, latent)))
+    if not samples:
+        raise MediaError(f"{run.sample_dir(latent)}: no readable sample")
+    first = samples[0][1]
     h = height or first.shape[0]
     size = (_even(round(first.shape[1] * h / first.shape[0])), _even(h))
-    total = len(files) + max(0, len(files) - 1) * blend
+    total = len(samples) + max(0, len(samples) - 1) * blend
     with VideoWriter(out, fps, size) as writer:
-        for frame in tqdm(learning_frames(files, size, blend), total=total, desc="learning clip", unit="frame",
-                          disable=not progress):
+        for frame in wrap(learning_frames((img for _, img in samples), size, blend), total, "learning clip", "frame",
+                          progress):
             writer.write(frame)
     return writer.frames
 
 
-def walk_clip(run_dir: Path, out: Path, seconds: float, fps: float = 30, height: int | None = None,
-              keys: int = 8, seed: int = 0, device: str = "cpu", progress: bool = True) -> int:
+def walk_clip(run: GanRun | Path, out: Path, seconds: float, fps: float = 30, height: int | None = None,
+              keys: int = 8, seed: int = 0, device: str = "cpu", progress: bool | None = None) -> int:
     """Write a seamless looping latent walk; returns its frame count."""
-    generator, fixed_noise = load_generator(run_dir / "ckpt.pt", device)
+    run = run if isinstance(run, GanRun) else GanRun(Path(run))
+    generator, fixed_noise = load_generator(run.generator() or run.ckpt, device)
     h = _even(height or generator.size)
     size = (h, h)
     n = max(1, int(round(seconds * fps)))
     with VideoWriter(out, fps, size) as writer:
-        for frame in tqdm(walk_frames(generator, seconds, fps, keys, seed, reference=fixed_noise), total=n, desc="latent walk",
-                          unit="frame", disable=not progress):
+        for frame in wrap(walk_frames(generator, seconds, fps, keys, seed, reference=fixed_noise), n, "latent walk",
+                          "frame", progress):
             writer.write(upscale(frame, size) if frame.shape[0] != h else frame)
     return writer.frames

@@ -1,14 +1,25 @@
-"""Training settings: commented defaults, then a genre preset (TOML), then command-line flags."""
+"""Training settings: commented defaults, then a genre preset (TOML), then command-line flags.
+
+A run's ``config.toml`` is the truth of that run: ``--resume`` continues with it. A flag that would change
+the model or its data is refused in one line naming the flag and the run's value; a flag that only says
+how long or how often (epochs, hours, until, checkpoint interval...) applies and is logged.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
-from vj.config import build, read_toml
+from vj.core.config import ConfigError, build, read_toml
+
+log = logging.getLogger("vj")
 
 SIZES = (64, 96, 128)
-# keys that fix the networks' shapes: on resume they come from the checkpoint, never from flags
+# keys that fix the networks' shapes: a checkpoint is only ever loaded into these
 SHAPE_KEYS = ("size", "nz", "ngf", "ndf")
+# what a resumed run may change: how long, how often, where; everything else is the run's own
+RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "device", "compile", "cuda_graph")
 
 
 @dataclass(frozen=True)
@@ -16,7 +27,7 @@ class TrainConfig:
     genre: str = ""              # the genre's name: runs/gan/<genre>/
     videos: str = ""             # folder of the genre's loops (a preset may name it)
     size: int = 64               # output side in pixels: 64, 96 (the seed's) or 128
-    epochs: int = 25             # total epochs; a resumed run trains only the missing ones
+    epochs: int = 25             # total epochs; a resumed run trains only the missing ones; 0: until the deadline
     hours: float = 0.0           # stop after this many hours (0: no limit); shared across a queue
     until: str = ""              # stop at this local time, "HH:MM" (tomorrow if already past)
     batch: int = 64              # images per step (per process under torchrun)
@@ -41,8 +52,21 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.size not in SIZES:
             raise ValueError(f"size {self.size} is not one of {SIZES}")
-        if self.batch < 1 or self.epochs < 0 or self.samples_per_epoch < 1:
-            raise ValueError("batch and samples_per_epoch must be >= 1 and epochs >= 0")
+        checks = [(1 <= self.batch <= 4096, f"batch {self.batch} must be 1-4096"),
+                  (0 <= self.epochs <= 10**7, f"epochs {self.epochs} must be 0-10,000,000"),
+                  (1 <= self.samples_per_epoch <= 1000, "samples_per_epoch must be 1-1000"),
+                  (0 < self.fps <= 120, f"fps {self.fps:g} must be above 0 and at most 120"),
+                  (0 <= self.hours <= 24 * 365, f"hours {self.hours:g} must be 0-8760"),
+                  (1 <= self.nz <= 4096 and 4 <= self.ngf <= 1024 and 4 <= self.ndf <= 1024, "nz 1-4096, ngf and ndf 4-1024"),
+                  (0 < self.lr < 1, f"lr {self.lr:g} must be between 0 and 1"),
+                  (1 <= self.n_fixed <= 1024 and 0 <= self.singles <= self.n_fixed, "n_fixed 1-1024, singles <= n_fixed"),
+                  (self.ckpt_minutes >= 0, "ckpt_minutes must be 0 (every step) or more"),
+                  (self.crop in ("center", "letterbox", "stretch", "face"), f"crop {self.crop!r} is not one of center, "
+                                                                              "letterbox, stretch, face"),
+                  (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)")]
+        for ok, why in checks:
+            if not ok:
+                raise ValueError(why)
         bad = set(filter(None, self.augment.split(","))) - {"color", "translation", "cutout"}
         if bad:
             raise ValueError(f"augment {sorted(bad)[0]!r} is not one of color, translation, cutout")
@@ -53,4 +77,28 @@ class TrainConfig:
 
 
 def load_preset(path: str | Path) -> TrainConfig:
-    return build(TrainConfig, read_toml(path), where=str(path))
+    data = read_toml(path)
+    data.pop("kind", None)
+    return build(TrainConfig, data, where=str(path))
+
+
+def load_run_config(path: Path) -> TrainConfig:
+    """A run's ``config.toml``, as the run was started (keys of older versions are dropped)."""
+    data = read_toml(path)
+    known = {f.name for f in fields(TrainConfig)}
+    return build(TrainConfig, {k: v for k, v in data.items() if k in known}, where=str(path))
+
+
+def resume_config(run_config: TrainConfig, flags: dict[str, Any], where: str) -> TrainConfig:
+    """The run's settings with the flags it may take; a flag that would change the model or its data is
+    refused, naming the flag and the run's value."""
+    new = build(TrainConfig, flags, where="command line", base=run_config)
+    for key in flags:
+        old, value = getattr(run_config, key), getattr(new, key)
+        if old == value:
+            continue
+        if key not in RESUMABLE:
+            raise ConfigError(f"--{key.replace('_', '-')} {value}: this run was trained with {key} = {old!r} "
+                              f"({where}); drop the flag to resume it, or start a new run with another --genre")
+        log.info("%s: resuming with %s = %r (was %r)", run_config.genre, key, value, old)
+    return replace(new).validate()

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from vj.media import MediaError, drop_near_duplicates, find_media, read_frames, skip_report
-from vj.runs import atomic_write_text
+from vj.core.media import MediaError, drop_near_duplicates, find_media, read_frames, skip_report
+from vj.core.progress import wrap
+from vj.core.runs import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
         with open(data_path, "ab") as data:
             data.truncate(index["total"] * frame_bytes)  # drop a tail left by a crash mid-append
             data.seek(index["total"] * frame_bytes)
-            for video in tqdm(todo, desc=f"caching frames {out_dir.parent.name}", unit="video", disable=not progress):
+            for video in wrap(todo, len(todo), f"caching frames {out_dir.parent.name}", "video",
+                              None if progress else False):
                 count = 0
                 try:
                     for _, frame in drop_near_duplicates(read_frames(video, fps=fps, size=size, crop=crop), dedupe):

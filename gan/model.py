@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vj.core.runs import atomic_write_bytes
+
 
 def _plan(size: int) -> tuple[int, int]:
     """(base side, number of stride-2 layers) for an output side."""
@@ -68,10 +70,41 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def load_generator(ckpt_path, device: str | torch.device = "cpu") -> tuple[Generator, torch.Tensor]:
-    """A trained generator from a run's ckpt.pt, in eval mode, and the run's fixed latent batch."""
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, torch.Tensor]:
+    """A trained generator in eval mode and the run's fixed latent batch, from a run's ``ckpt.pt`` or from
+    a file ``vj gan export`` wrote (the generator alone, possibly float16). One line naming the file when
+    it is neither."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = ckpt["cfg"]
+        g = Generator(cfg["size"], cfg["nz"], cfg["ngf"])
+        g.load_state_dict({k: v.float() for k, v in ckpt["G"].items()})
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged, foreign or rejected file
+        raise ValueError(f"{path}: not a generator checkpoint ({type(exc).__name__}: "
+                         f"{(str(exc).splitlines() or ['damaged'])[0][:120]})") from None
+    return g.to(device).eval(), ckpt["fixed_noise"].float()
+
+
+def export_generator(ckpt_path, out, half: bool = True) -> tuple[int, int, str]:
+    """Write the generator of a checkpoint alone (``{G, cfg, fixed_noise}``, loadable with
+    ``weights_only=True``); float16 when every weight survives the round trip closely (a DCGAN's do).
+    Returns (checkpoint bytes, exported bytes, dtype)."""
+    import io
+    from pathlib import Path
+
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    cfg = ckpt["cfg"]
-    g = Generator(cfg["size"], cfg["nz"], cfg["ngf"])
-    g.load_state_dict(ckpt["G"])
-    return g.to(device).eval(), ckpt["fixed_noise"]
+    weights = ckpt["G"]
+    dtype = torch.float32
+    if half:
+        err = max(((v.half().float() - v).abs().max() / v.abs().max().clamp_min(1e-12)).item()
+                  for v in weights.values() if v.is_floating_point() and v.numel())
+        ok = all(v.abs().max() < 60000 for v in weights.values() if v.is_floating_point())
+        dtype = torch.float16 if ok and err < 1e-3 else torch.float32
+    state = {"G": {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()},
+             "cfg": ckpt["cfg"], "fixed_noise": ckpt["fixed_noise"], "exported": True}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(out), buf.getvalue())
+    return Path(ckpt_path).stat().st_size, len(buf.getvalue()), str(dtype).replace("torch.", "")

@@ -1,6 +1,6 @@
 """The DCGAN training loop: resumable to the step, atomic checkpoints, a clip frame every epoch.
 
-A run lives in ``runs/gan/<genre>/`` (see ``vj.runs``). ``ckpt.pt`` holds everything needed to continue
+A run lives in ``runs/gan/<genre>/`` (see ``vj.core.runs``). ``ckpt.pt`` holds everything needed to continue
 exactly: weights, optimiser states, config, epoch, step, position in the epoch, the fixed latent batch
 and the RNG state. Data order is a pure function of (seed, epoch), so a resumed run sees the same
 batches as one that never stopped.
@@ -16,22 +16,20 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from tqdm import tqdm
-
 from gan.augment import diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import build_cache
 from gan.model import Discriminator, Generator, init_weights
 from gan.walk import BatchStatsRenderer, to_uint8
-from vj.runs import atomic_write_bytes, atomic_write_text
+from vj.core.progress import Progress
+from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, save_png
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s"]
@@ -96,19 +94,25 @@ def _init_dist(device: torch.device) -> None:
 
 # ---------------------------------------------------------------- the trainer
 class Trainer:
-    def __init__(self, run_dir: Path, cfg: TrainConfig, resume: bool = False, progress: bool = True):
-        self.run_dir = Path(run_dir)
-        self.ckpt_path = self.run_dir / "ckpt.pt"
+    def __init__(self, run_dir: Path | GanRun, cfg: TrainConfig, resume: bool = False, progress: bool | None = None):
+        """``progress``: None shows a bar on a terminal (lines otherwise), False lines only."""
+        self.run = run_dir if isinstance(run_dir, GanRun) else GanRun(Path(run_dir))
+        self.run_dir = self.run.path
+        self.ckpt_path = self.run.ckpt
         self.progress = progress
         self.rank, self.world = dist_info()
+        if self.rank == 0:
+            clean_temp(self.run_dir)  # what a killed writer left (a temp file on a full disk blocked resumes)
         ckpt = None
         if self.ckpt_path.exists():
             if not resume:
                 raise FileExistsError(f"{self.run_dir} already has a checkpoint: add --resume to continue it, "
                                       f"or pick another --genre/--runs")
-            ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
-            # shape keys come from the checkpoint; the rest (epochs, deadline, batch...) from the caller
-            cfg = replace(cfg, **{k: ckpt["cfg"][k] for k in SHAPE_KEYS})
+            ckpt = load_checkpoint(self.ckpt_path)
+            wrong = [k for k in SHAPE_KEYS if ckpt["cfg"].get(k) != getattr(cfg, k)]
+            if wrong:
+                raise ValueError(f"{self.ckpt_path}: the checkpoint has {wrong[0]} = {ckpt['cfg'][wrong[0]]!r}, the "
+                                 f"run's settings say {getattr(cfg, wrong[0])!r}")
         self.cfg = cfg.validate()
         self.device = pick_device(cfg.device)
         _init_dist(self.device)
@@ -198,6 +202,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
 
     def save(self) -> None:
+        """The checkpoint, atomically (a kill or a full disk keeps the previous one)."""
         if self.rank != 0:
             return
         self.wait_samples()  # a checkpoint never points past samples that are not on disk
@@ -231,12 +236,11 @@ class Trainer:
 
     def _save_samples(self, images: torch.Tensor, name: str) -> None:
         u8 = to_uint8(images)  # (B, S, S, 3)
-        samples = self.run_dir / "samples"
-        samples.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(make_grid(u8)).save(samples / name)
+        self.run.samples.mkdir(parents=True, exist_ok=True)
+        save_png(self.run.sample_dir() / name, make_grid(u8))  # atomic: a kill leaves no half-written PNG
         for j in range(min(self.cfg.singles, len(u8))):
-            (samples / f"z{j:02d}").mkdir(exist_ok=True)
-            Image.fromarray(u8[j]).save(samples / f"z{j:02d}" / name)
+            self.run.sample_dir(j).mkdir(exist_ok=True)
+            save_png(self.run.sample_dir(j) / name, u8[j])
 
     def wait_samples(self) -> None:
         """Block until every sample handed to the writer is on disk (re-raises a failed write)."""
@@ -327,19 +331,28 @@ class Trainer:
         self._stop_requested = True
 
     def fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None = None) -> Outcome:
+        failed = True
         try:
-            return self._fit(frames, active, deadline)
+            outcome = self._fit(frames, active, deadline)
+            failed = False
+            return outcome
         finally:
             if self.rank == 0:
-                self.wait_samples()
-                if (self.run_dir / "log.csv").exists():
-                    plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+                # after a failure these must not hide it (a read-only disk fails them too)
+                with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
+                    self.wait_samples()
+                    if self.run.log.exists():
+                        plot_losses(self.run.log, self.run.loss_plot)
 
     def _fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None) -> Outcome:
         cfg = self.cfg
         n = len(active)
         batch = min(cfg.batch, max(1, n // self.world))
         steps = max(1, n // (batch * self.world))
+        if self.batch_in_epoch > steps:  # the frames changed under a resumed run (videos removed)
+            log.warning("%s: the checkpoint is at step %d of an epoch that now has %d steps; finishing the epoch",
+                        cfg.genre, self.batch_in_epoch, steps)
+            self.batch_in_epoch = steps
         sample_at = {max(1, round(k * steps / cfg.samples_per_epoch)): k for k in range(1, cfg.samples_per_epoch + 1)}
         on_gpu = self.device.type == "cuda"
         # the whole cache on the GPU as uint8 when it fits: the input pipeline disappears
@@ -352,12 +365,15 @@ class Trainer:
         t_start = time.time()
         status = "done"
         self._write_config()
-        while self.epoch < cfg.epochs:
+        self._repair_log()
+        epochs = cfg.epochs or 10**12  # 0: until the deadline
+        while self.epoch < epochs:
             order = active[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)).numpy()]
             batches = self.epoch_batches(order, batch, steps, on_gpu)
-            bar = tqdm(total=steps, initial=self.batch_in_epoch, desc=f"{cfg.genre} epoch {self.epoch + 1}/{cfg.epochs}",
-                       disable=not self.progress or self.rank != 0, leave=False, dynamic_ncols=True)
-            sums, t0, done_here = np.zeros(4), time.time(), 0
+            bar = Progress(steps, f"{cfg.genre} {self._epoch_label(self.epoch + 1, deadline)}", "step",
+                           bar=False if self.progress is False or self.rank != 0 else None, initial=self.batch_in_epoch,
+                           every=30.0 if self.rank == 0 else float("inf"))
+            sums, t0, done_here, ips = np.zeros(4), time.time(), 0, 0.0
             pending: list[torch.Tensor] = []
 
             def check() -> None:
@@ -367,8 +383,7 @@ class Trainer:
                 stats = self.read_stats(pending, self.step - len(pending))
                 sums += stats.sum(axis=0)
                 d, g, dx, dgz = stats[-1]
-                bar.update(len(pending))
-                bar.set_postfix(D=f"{d:.3f}", G=f"{g:.3f}", Dx=f"{dx:.2f}", DGz=f"{dgz:.2f}", ips=f"{ips:.0f}")
+                bar.update(len(pending), D=f"{d:.3f}", G=f"{g:.3f}", Dx=f"{dx:.2f}", DGz=f"{dgz:.2f}", ips=f"{ips:.0f}")
                 pending.clear()
 
             while self.batch_in_epoch < steps:
@@ -397,25 +412,39 @@ class Trainer:
             self.epoch += 1
             self.batch_in_epoch = 0
             self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
-            stopping = self._stop_requested or (deadline and time.time() > deadline and self.epoch < cfg.epochs)
+            means = sums / max(1, done_here)
+            # the epoch's log row goes first: a checkpoint never points past a row that is not on disk
+            self._log_epoch(means, ips, time.time() - t_start)
+            stopping = self._stop_requested or (deadline and time.time() > deadline and self.epoch < epochs)
             # short (GPU) epochs: a checkpoint every ckpt_minutes, not every epoch (110 MB each at 96 px)
-            if stopping or self.epoch >= cfg.epochs or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
+            if stopping or self.epoch >= epochs or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
                 self.save()
                 last_ckpt = time.time()
-            self._log_epoch(sums / max(1, done_here), ips, time.time() - t_start)
             if time.time() - last_plot > 60:
-                plot_losses(self.run_dir / "log.csv", self.run_dir / "loss.png")
+                plot_losses(self.run.log, self.run.loss_plot)
                 last_plot = time.time()
-            if self.rank == 0 and self.progress:
-                tqdm.write(f"{cfg.genre}: epoch {self.epoch}/{cfg.epochs} loss D {sums[0] / done_here:.3f} "
-                           f"G {sums[1] / done_here:.3f} D(x) {sums[2] / done_here:.2f} D(G(z)) "
-                           f"{sums[3] / done_here:.2f} {ips:.0f} img/s{self._eta(deadline, t_start)}")
+            if self.rank == 0:
+                bar.line(f"{cfg.genre}: {self._epoch_label(self.epoch, deadline)} loss D {means[0]:.3f} G {means[1]:.3f} "
+                         f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f} {ips:.0f} img/s{self._eta(deadline, t_start)}")
             if stopping:
                 status = "interrupted" if self._stop_requested else "deadline"
                 break
         return Outcome(cfg.genre, status, self.epoch, self.step)
 
+    def _epoch_label(self, epoch: int, deadline: float | None) -> str:
+        """``epoch 4/25``, or for a run that ends at a deadline ``epoch 4 (until 07:30, 2h10m left)``."""
+        if self.cfg.epochs and not deadline:
+            return f"epoch {epoch}/{self.cfg.epochs}"
+        if deadline:
+            left = max(0, int(deadline - time.time()))
+            until = datetime.fromtimestamp(deadline).strftime("%H:%M")
+            total = f"/{self.cfg.epochs}" if self.cfg.epochs else ""
+            return f"epoch {epoch}{total} (until {until}, {left // 3600}h{left % 3600 // 60:02d}m left)"
+        return f"epoch {epoch}"
+
     def _eta(self, deadline, t_start) -> str:
+        if not self.cfg.epochs:
+            return ""
         left = self.cfg.epochs - self.epoch
         if left <= 0:
             return ""
@@ -446,18 +475,38 @@ class Trainer:
             import tomli_w
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.toml", tomli_w.dumps(self.cfg.to_dict()))
+            atomic_write_text(self.run.config, tomli_w.dumps(self.cfg.to_dict()))
+
+    def _repair_log(self) -> None:
+        """``log.csv`` as of the checkpoint: a row torn by a kill is dropped, and so are rows of epochs after
+        the checkpoint (they are trained again, and logged again)."""
+        path = self.run.log
+        if self.rank != 0 or not path.exists():
+            return
+        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        keep = lines[:1]
+        for line in lines[1:]:
+            cells = line.split(",")
+            if len(cells) == len(LOG_FIELDS) and cells[0].isdigit() and int(cells[0]) <= self.epoch:
+                keep.append(line)
+        if keep != lines:
+            log.info("%s: log.csv repaired (%d rows after the checkpoint or torn)", self.cfg.genre,
+                     len(lines) - len(keep))
+            atomic_write_text(path, "\n".join(keep) + "\n")
 
     def _log_epoch(self, means: np.ndarray, ips: float, elapsed: float) -> None:
+        """Append the epoch's row, flushed to disk (a kill loses no finished epoch's row)."""
         if self.rank != 0:
             return
-        path = self.run_dir / "log.csv"
+        path = self.run.log
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.writer(f)
             if new:
                 w.writerow(LOG_FIELDS)
             w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.3f}"])
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def make_grid(u8: np.ndarray, pad: int = 2) -> np.ndarray:
@@ -497,46 +546,75 @@ def plot_losses(csv_path: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- one genre, and a queue of genres
-def train_genre(cfg: TrainConfig, run_dir: Path, resume: bool = False, deadline: float | None = None,
-                progress: bool = True) -> Outcome:
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint (``weights_only``), or one line naming the file and what is wrong with it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'damaged'})") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failure: the error's kind, its words and the file it concerns."""
+    if isinstance(exc, DiskFull):
+        return exc.strerror
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, TrainingDiverged)) else str(exc)
+
+
+def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, deadline: float | None = None,
+                progress: bool | None = None) -> Outcome:
+    """Train one genre; any failure after the trainer started comes back as a failed Outcome with its epoch,
+    step and the real error (the last good checkpoint is kept)."""
     rank, _ = dist_info()
     trainer = Trainer(run_dir, cfg, resume=resume, progress=progress)
-    cfg = trainer.cfg
+    cfg, run = trainer.cfg, trainer.run
 
     def load_cache():
-        return build_cache(cfg.videos, run_dir / "frames", cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
-                           progress=progress and rank == 0)
+        return build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
+                           progress=progress is not False and rank == 0)
 
-    if trainer.world == 1:
-        cache = load_cache()
-    else:  # rank 0 writes the cache; the others open it once it is complete (or fail as rank 0 did)
-        import torch.distributed as dist
-
-        if rank == 0:
-            try:
-                cache = load_cache()
-            finally:
-                dist.barrier()
-        else:
-            dist.barrier()
-            cache = load_cache()
-    if rank == 0:
-        log.info("%s: %s", cfg.genre, cache.report)
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, trainer.request_stop)
     try:
+        if trainer.world == 1:
+            cache = load_cache()
+        else:  # rank 0 writes the cache; the others open it once it is complete (or fail as rank 0 did)
+            import torch.distributed as dist
+
+            if rank == 0:
+                try:
+                    cache = load_cache()
+                finally:
+                    dist.barrier()
+            else:
+                dist.barrier()
+                cache = load_cache()
+        if rank == 0:
+            log.info("%s: %s", cfg.genre, cache.report)
         return trainer.fit(cache.frames, cache.active, deadline)
     except TrainingDiverged as exc:
         return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step,
                        f"{exc}; kept the last good checkpoint (try a lower --set lr=, or --set augment=)")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with where it happened; the queue goes on
+        log.debug("genre %s failed", cfg.genre, exc_info=True)
+        return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step, describe_error(exc))
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def train_queue(jobs: list[tuple[TrainConfig, Path]], resume: bool, progress: bool = True) -> list[Outcome]:
+def train_queue(jobs: list[tuple[TrainConfig, Path | GanRun]], resume: bool,
+                progress: bool | None = None) -> list[Outcome]:
     """Train genres one after another under one deadline; each gets an equal share of the time left.
 
-    A genre that fails (bad folder, NaN, error) is reported and the queue goes on.
+    A genre that fails (bad folder, NaN, a full disk, an error) is reported and the queue goes on.
     """
     outcomes: list[Outcome] = []
     deadline = deadline_from(jobs[0][0]) if jobs else None
@@ -546,9 +624,9 @@ def train_queue(jobs: list[tuple[TrainConfig, Path]], resume: bool, progress: bo
             share = time.time() + (deadline - time.time()) / (len(jobs) - i)
         try:
             outcome = train_genre(cfg, run_dir, resume=resume, deadline=share, progress=progress)
-        except Exception as exc:  # one genre failing must not stop the night's queue
+        except Exception as exc:  # noqa: BLE001 - before training started: a bad folder, a damaged checkpoint
             log.debug("genre %s failed", cfg.genre, exc_info=True)
-            outcome = Outcome(cfg.genre, "failed", 0, 0, str(exc))
+            outcome = Outcome(cfg.genre, "failed", 0, 0, describe_error(exc))
         outcomes.append(outcome)
         if outcome.status == "interrupted":
             break

@@ -10,6 +10,8 @@ import copy
 import numpy as np
 import torch
 
+from vj.core.onnx import CpuSession, export_onnx
+
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latent batches ``a`` and ``b`` (..., nz); falls back to lerp when parallel."""
@@ -59,7 +61,7 @@ class BatchStatsRenderer:
 
     Frozen on the CPU, each BatchNorm is folded into the transposed convolution before it (an exact
     rewrite: eval-mode BatchNorm is a per-channel scale and shift) and the network runs on ONNX Runtime
-    (``vj.inference``): 2.3x eager torch at 64 px, 1.8x at 96 px, one image on one thread (the live layer),
+    (``vj.core.onnx``): 2.3x eager torch at 64 px, 1.8x at 96 px, one image on one thread (the live layer),
     the same images to float rounding. ``runtime="auto"`` (the default) sends single images there and
     batches to torch, whose oneDNN kernels are faster from 16 images on two threads (1.2 vs 1.4 ms an image
     at 64 px); ``"onnx"`` sends everything there, ``"torch"`` nothing (and skips the 0.5 s export).
@@ -91,8 +93,6 @@ class BatchStatsRenderer:
         self._batches_on_session = runtime == "onnx"
         if runtime == "onnx" or (runtime == "auto" and self.device.type == "cpu"):
             try:
-                from vj.inference import CpuSession, export_onnx
-
                 folded = fold_batchnorm(self.G)
                 self._session = CpuSession(export_onnx(folded, torch.zeros(1, generator.nz), "z", "images"),
                                            torch.get_num_threads())

@@ -1,4 +1,4 @@
-"""The animated reframe mosaic: a live frame source for the engine.
+"""The animated reframe mosaic: the view's maths on arrays (the engine's layer is ``vj.sources.mosaic``).
 
 The whole map is rendered once into a canvas; a frame is one affine warp of the current view (pan and
 zoom) to the output size. Tiles that change (playing their video, flipping in a ripple) are pasted into
@@ -11,37 +11,22 @@ Modes, all plain named parameters the engine can drive:
   play    1: visible tiles play their own video from their timestamp
   ripple  every N beats a wave of tiles flips to their nearest neighbours (0: off)
   morph   0: grid; 1: every tile at its t-SNE position
-On a genre switch the engine asks the new genre's mosaic for ``transition``: the old layout's tiles fly to
-the cells of the new map that show their nearest frames while the new map fades in.
+On a genre switch the old layout's tiles fly to the cells of the new map that show their nearest frames
+(``fly_tiles``) while the new map fades in.
   follow  0: drift only; 1: glide to the focus (the genre's tiles, or a frame given to ``follow_frame``)
 """
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mosaic.pipeline import Built, load_built
+from mosaic.pipeline import Built
 from mosaic.render import canvas_size, layout_maps, render_poster
 from mosaic.search import unit
-from vj.mix import MODES, Rows, mix, scale_rows
-from vj.params import Param
-
-
-@lru_cache(maxsize=4)
-def _shared_built(run: str, stamp: float) -> Built:
-    return load_built(run)
-
-
-def shared_built(run: str | Path) -> Built:
-    """One loaded copy of a mosaic per process (genres that share a mosaic share its atlas)."""
-    run = Path(run).resolve()
-    settings = run / "settings.json"
-    return _shared_built(str(run), settings.stat().st_mtime if settings.exists() else 0.0)
 
 
 class MosaicAnimator:
@@ -96,9 +81,14 @@ class MosaicAnimator:
         self._phase = ((np.arange(self.n_cells) * 0.6180339887 % 1.0) * k).tolist()  # golden-ratio spread
         self._extractor = None
         self._match: tuple = (None, None)  # (the other map's Built, this map's cell for each of its cells)
-        self._plane: np.ndarray | None = None  # the view's rows, reused between frames
 
     # ------------------------------------------------------------ pasting single cells
+    def make_masks(self) -> None:
+        """Every cell's paste mask now (callers that make animators off the frame loop): a map's first
+        frame pastes about 200 cells at 1080p and spent 36 ms making their masks."""
+        for cell in range(self.n_cells):
+            self._mask(cell)
+
     def _mask(self, cell: int):
         """(bbox slices, (h, w) uint8 mask, tile window or None): most cells read their tile as one window."""
         if cell not in self._masks:
@@ -205,47 +195,26 @@ class MosaicAnimator:
     def frame(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
               ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
         """The frame at time ``t`` (see the module's list of modes)."""
-        return self._render(False, t, beat, drift, zoom, play, ripple, morph, follow)
-
-    def layer(self, t: float, beat: float = 0.0, drift: float = 0.3, zoom: float = 2.5, play: float = 1.0,
-              ripple: float = 8.0, morph: float = 0.0, follow: float = 0.5) -> "np.ndarray | Rows":
-        """:meth:`frame` as the engine mixes it: a frame, or :class:`vj.mix.Rows` (valid until the next call)."""
-        return self._render(True, t, beat, drift, zoom, play, ripple, morph, follow)
-
-    def _render(self, rows: bool, t, beat, drift, zoom, play, ripple, morph, follow):
-        visible, z = self._advance(t, beat, drift, zoom, play, ripple, follow)
+        visible, z = self.advance(t, beat, drift, zoom, play, ripple, follow)
         if morph > 1e-3:
-            return self._morph_frame(visible, z, morph)
-        return (self._view if rows else self._warp)(self.canvas, self.view, z)
+            return self.morph_frame(visible, z, morph)
+        return self.warp(self.canvas, self.view, z)
 
-    def transition_frame(self, src: "MosaicAnimator", amount: float, t: float, beat: float = 0.0,
-                         drift: float = 0.3, zoom: float = 2.5, play: float = 1.0, ripple: float = 8.0,
-                         morph: float = 0.0, follow: float = 0.5) -> np.ndarray:
-        """A genre switch between two layouts: ``src``'s visible tiles fly to the cells of this map that
-        show their nearest frames (the same frame when both maps hold it), while this map fades in."""
-        va, za = src._advance(t, beat, drift, zoom, play, ripple, follow)
-        _, zb = self._advance(t, beat, drift, zoom, play, ripple, follow)
-        a = amount * amount * (3 - 2 * amount)              # ease in and out
+    def fly_tiles(self, out: np.ndarray, src: "MosaicAnimator", visible: np.ndarray, z_src: float, z: float,
+                  a: float) -> None:
+        """A genre switch ``a`` (eased, 0..1) of the way from ``src``'s layout to this one: ``src``'s
+        ``visible`` tiles drawn into ``out`` on their way to the cells of this map that show their nearest
+        frames (the same frame when both maps hold it). ``z_src``, ``z``: the two maps' zooms this frame."""
         w, h = self.size
-        # 0.35 (1 - a) old + a new: the new view mixed over the old one at a / k (its upscale finished in
-        # the mix kernel), then scaled by k (one pass; an addWeighted of two full views cost twice that)
-        out = src._warp(src.canvas, src.view, za)
-        k = 0.35 * (1 - a) + a
-        mix(out, self._view(self.canvas, self.view, zb), MODES.index("normal"), a / k)
-        if k < 0.999:
-            cv2.convertScaleAbs(out, dst=out, alpha=k)
-        if a >= 0.92:                                       # landed: this map's own tiles take over
-            return out
-        sa, sb = h * za / src.ch, h * zb / self.ch          # output px per canvas px, each map
-        target = self._matches(src)[va]
-        pa = (src.centers[va] - src.view) * sa
+        sa, sb = h * z_src / src.ch, h * z / self.ch        # output px per canvas px, each map
+        target = self._matches(src)[visible]
+        pa = (src.centers[visible] - src.view) * sa
         pb = (self.centers[target] - self.view) * sb
         # whole steps of 4 px: the thumbnails of one size serve several frames (a new size every frame
         # resized every flying tile again, every frame)
         side = max(4, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8) // 4 * 4)
         xy = ((1 - a) * pa + a * pb + [w / 2, h / 2] - side / 2).astype(int)
-        src._draw_tiles(out, va, xy, side)
-        return out
+        src._draw_tiles(out, visible, xy, side)
 
     def _matches(self, src: "MosaicAnimator") -> np.ndarray:
         """For each cell of ``src``, the cell of this map whose frame is nearest in feature space."""
@@ -255,7 +224,7 @@ class MosaicAnimator:
             self._match = (src.built, (fa @ fb.T).argmax(1))
         return self._match[1]
 
-    def _advance(self, t: float, beat: float, drift: float, zoom: float, play: float, ripple: float,
+    def advance(self, t: float, beat: float, drift: float, zoom: float, play: float, ripple: float,
                  follow: float) -> tuple[np.ndarray, float]:
         """Move the view and update the tiles for time ``t``; returns the visible cells and the zoom."""
         first = self.last_t is None
@@ -274,7 +243,7 @@ class MosaicAnimator:
         self._update_tiles(t, beat, visible, play, ripple)
         return visible, z
 
-    def _span(self, center, zoom: float) -> tuple[float, tuple, tuple] | None:
+    def span(self, center, zoom: float) -> tuple[float, tuple, tuple] | None:
         """Where the view of ``center`` at ``zoom`` falls: (output px per canvas px, output rect x0, y0,
         x1, y1, canvas rect x0, y0, x1, y1), or None when it shows none of the map.
 
@@ -296,29 +265,17 @@ class MosaicAnimator:
             return None
         return s, (ox0, oy0, ox1, oy1), (cx0, cy0, cx1, cy1)
 
-    def _warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
+    def warp(self, canvas: np.ndarray, center, zoom: float) -> np.ndarray:
         """The view of ``canvas`` centred on ``center`` at ``zoom``, at the output size (black outside the
         map): a crop and one separable resize (3x cheaper than an affine warp at 1080p)."""
         w, h = self.size
         out = np.zeros((h, w, 3), np.uint8)
-        span = self._span(center, zoom)
+        span = self.span(center, zoom)
         if span is not None:
             s, (ox0, oy0, ox1, oy1), (cx0, cy0, cx1, cy1) = span
             cv2.resize(canvas[cy0:cy1, cx0:cx1], (ox1 - ox0, oy1 - oy0), dst=out[oy0:oy1, ox0:ox1],
                        interpolation=cv2.INTER_LINEAR if s > 0.5 else cv2.INTER_AREA)
         return out
-
-    def _view(self, canvas: np.ndarray, center, zoom: float) -> "np.ndarray | Rows":
-        """:meth:`_warp` for the engine: zoomed in far enough to enlarge the canvas (the usual case at 1080p)
-        as :class:`vj.mix.Rows`, whose vertical half the mix finishes in its row bands (no 1080p frame
-        written and read back); otherwise the frame itself."""
-        span = self._span(center, zoom)
-        if span is None or span[0] < 1:
-            return self._warp(canvas, center, zoom)
-        rows = scale_rows(canvas[span[2][1]:span[2][3], span[2][0]:span[2][2]], self.size, rect=span[1],
-                          plane=self._plane, defer=True)  # the engine resizes it on both threads
-        self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
-        return rows
 
     def _update_tiles(self, t, beat, visible, play, ripple) -> None:
         """Paste what each visible cell should show now; cells whose content did not change cost nothing."""
@@ -366,9 +323,9 @@ class MosaicAnimator:
             flips.update(np.flatnonzero((d <= front) & (d > front - self.tile * 3)).tolist())
         return flips
 
-    def _morph_frame(self, visible, zoom: float, morph: float) -> np.ndarray:
+    def morph_frame(self, visible, zoom: float, morph: float) -> np.ndarray:
         """Tiles as squares between their cells and their t-SNE positions, drawn over the dimmed map."""
-        out = cv2.convertScaleAbs(self._warp(self.canvas, self.view, zoom), alpha=1 - min(1.0, morph) * 0.85)
+        out = cv2.convertScaleAbs(self.warp(self.canvas, self.view, zoom), alpha=1 - min(1.0, morph) * 0.85)
         w, h = self.size
         s = h * zoom / self.ch
         side = max(2, int(self.tile * s * 0.8))
@@ -395,44 +352,3 @@ class MosaicAnimator:
             self._thumbs[key] = cv2.resize(np.asarray(self.built.atlas[self.built.grid[cell]]), (side, side),
                                            interpolation=cv2.INTER_AREA)
         return self._thumbs[key]
-
-
-class MosaicSource:
-    """Engine source: a mosaic run directory animated at the output size."""
-
-    params = (
-        Param("drift", 0.3, 0, 3, help="pan/zoom speed"),
-        Param("zoom", 2.5, 1, 8, help="1: whole map height"),
-        Param("play", 1, kind="bool", help="tiles play their videos"),
-        Param("ripple", 8, 0, 64, kind="int", help="a ripple of flipping tiles every N beats (0: off)"),
-        Param("morph", 0.0, 0, 1, help="0: grid, 1: t-SNE positions"),
-        Param("follow", 0.5, 0, 1, help="glide towards the genre's tiles"),
-    )
-
-    def __init__(self, size, run_dir, exact: bool = False, focus=(), seed: int = 0):
-        self.size = size
-        self.exact = exact
-        self.animator = MosaicAnimator(shared_built(run_dir), size, seed=seed)
-        if focus:
-            self.animator.focus_on_sources(focus)
-        for cell in range(self.animator.n_cells):  # every cell's paste mask now (the engine makes sources
-            self.animator._mask(cell)              # off the frame loop): a genre's first frame pasted 200
-                                                   # cells and spent 36 ms making their masks
-
-    def frame(self, ctx, p):
-        return self.animator.layer(ctx.t, ctx.beat, **self._values(p))
-
-    def transition(self, old, amount: float, ctx, p) -> np.ndarray | None:
-        """The genre switch from ``old`` (another genre's source): tiles fly between the two layouts."""
-        if not isinstance(old, MosaicSource):
-            return None
-        return self.animator.transition_frame(old.animator, amount, ctx.t, ctx.beat, **self._values(p))
-
-    def _values(self, p) -> dict[str, float]:
-        return {q.name: p.get(q.name, q.default) for q in self.params}
-
-    def command(self, name, value=None):
-        pass
-
-    def close(self):
-        pass

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vj.core.progress import Progress
+
 METHODS = ("tsne", "sklearn", "pca")
 
 
@@ -34,7 +36,7 @@ def embed(features: np.ndarray, method: str = "tsne", perplexity: float = 10.0, 
     same scheme in float64 with one-threaded transforms) took 4x as long at 23k points and 40x on a few
     hundred (its smallest grid costs more than summing every pair, which small maps here do).
     ``sklearn``: the seed's Barnes-Hut t-SNE (on PCA-``pca_dims``). ``pca``: the first two components.
-    ``progress``: a bar over the iterations.
+    ``progress``: a bar over the iterations (lines every 10 s when not on a terminal).
     """
     if method not in METHODS:
         raise ValueError(f"embedding {method!r} is not one of {', '.join(METHODS)}")
@@ -53,9 +55,10 @@ def embed(features: np.ndarray, method: str = "tsne", perplexity: float = 10.0, 
             reduced).astype(np.float32)
     from openTSNE import affinity, initialization
     from openTSNE.nearest_neighbors import PrecomputedNeighbors
-    from tqdm import tqdm
 
-    from mosaic.fitsne import TSNE
+    from mosaic.fitsne import TSNE  # numba and openTSNE load when a t-SNE runs, not for `vj --help` or a poster
+
+
 
     k = min(n - 1, int(3 * perplexity) + 1)
     idx, dist = exact_knn(x, k)
@@ -67,9 +70,13 @@ def embed(features: np.ndarray, method: str = "tsne", perplexity: float = 10.0, 
         start = np.random.default_rng(seed).normal(0, 1, (n, 2))
     init = initialization.rescale(start)
     opt = TSNE(init, aff.P, n_jobs=n_jobs)
-    with tqdm(total=EARLY[0] + MAIN[0], desc="t-SNE", unit="it", disable=not progress) as bar:
+    bar = Progress(EARLY[0] + MAIN[0], "t-SNE", "it", bar=None if progress else False,
+                   every=10.0 if progress else float("inf"))
+    try:
         for iters, exaggeration, momentum, rate in (EARLY, MAIN):
             opt.run(iters, exaggeration, momentum, rate * n, progress=bar.update)
+    finally:
+        bar.close()
     return opt.y.copy()
 
 

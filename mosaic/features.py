@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from vj.inference import CpuSession, export_onnx
-from vj.media import center_crop
+from vj.core.onnx import CpuSession, export_onnx
+from vj.core.media import center_crop
 
 log = logging.getLogger(__name__)
 

@@ -9,24 +9,32 @@
       settings.json   the settings and input keys that made each stage
 
 A stage re-runs only when its inputs change: adding five videos decodes and embeds those five; a new
-perplexity re-runs t-SNE and the grid, not the features. A file that fails to load is rebuilt.
+perplexity re-runs t-SNE and the grid, not the features. ``build`` rebuilds a stage whose file fails to
+load (overwriting it); readers (``load_built``: posters, queries, the live layer) never delete or change
+what they cannot load, they say what is wrong. File names come from ``vj.core.runs.MosaicRun``; source
+paths that are not valid UTF-8 round-trip through the CSV files unchanged.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from vj.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
-                      read_image, skip_report)
-from vj.runs import atomic_write_text
+from mosaic.embed import EMBED_VERSION, METHODS, embed
+from mosaic.grid import assign
+from vj.core.config import build as build_settings
+from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
+                           read_image, skip_report)
+from vj.core.progress import wrap
+from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +47,39 @@ class MosaicError(ValueError):
 class BuildSettings:
     fps: float = 1.0                 # frames sampled per second of video (the seed's 1)
     tile: int = 128                  # atlas tile side in pixels (the seed's triangles are 128 px)
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "efficientnet_lite0"  # ImageNet features: efficientnet_lite0 (offline), inception_v3, resnet50
     perplexity: float = 10.0         # the seed's
     embed: str = "tsne"              # tsne (FFT-accelerated, float32), sklearn (the seed's) or pca
     grid: tuple[int, int] = (60, 30) # columns x rows
-    layout: str = "triangle"
+    layout: str = "triangle"         # triangle (the seed's), square or hex
     assign: str = "optimal"          # optimal (one-to-one) or nearest (the seed's, repeats)
     dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = 0                    # seeds t-SNE
+    device: str = "cpu"              # cpu (ONNX Runtime) or a torch device for the features
     strip_frames: int = 8            # frames per playing tile
-    strip_fps: float = 4.0
-    strip_tile: int = 64
+    strip_fps: float = 4.0           # their rate
+    strip_tile: int = 64             # their side in pixels
+
+    def validate(self) -> "BuildSettings":
+
+        cols, rows = self.grid
+        checks = [(0 < self.fps <= 60, f"fps {self.fps:g} must be above 0 and at most 60"),
+                  (16 <= self.tile <= 512, f"tile {self.tile} must be 16-512 px"),
+                  (1 <= cols <= 400 and 1 <= rows <= 400, f"grid {cols}x{rows}: at most 400x400"),
+                  (self.layout in ("triangle", "square", "hex"), f"layout {self.layout!r} is not triangle, square or hex"),
+                  (self.assign in ("optimal", "nearest"), f"assign {self.assign!r} is not optimal or nearest"),
+                  (self.embed in METHODS, f"embed {self.embed!r} is not one of {', '.join(METHODS)}"),
+                  (1 <= self.perplexity <= 500, f"perplexity {self.perplexity:g} must be 1-500"),
+                  (1 <= self.strip_frames <= 64 and 8 <= self.strip_tile <= 256, "strip_frames 1-64, strip_tile 8-256")]
+        for ok, why in checks:
+            if not ok:
+                raise MosaicError(why)
+        return self
+
+    @classmethod
+    def make(cls, values: dict, where: str = "mosaic settings") -> "BuildSettings":
+        """Settings from a dict (flags, a preset), through the one settings loader."""
+        return build_settings(cls, values, where).validate()
 
 
 @dataclass
@@ -81,7 +110,8 @@ def _key(*parts) -> str:
 
 
 def _load(path: Path, mmap: bool = False):
-    """np.load that treats a damaged file as missing (and removes it, so it is rebuilt)."""
+    """np.load that treats a damaged file as missing (None, with a warning); it never deletes: ``build``
+    overwrites a stage it has to redo, and readers only report what is wrong."""
     if not path.exists():
         return None
     try:
@@ -90,15 +120,31 @@ def _load(path: Path, mmap: bool = False):
             arr = np.asarray(arr)
         return arr
     except (ValueError, OSError, EOFError) as exc:
-        log.warning("%s is damaged (%s): rebuilding it", path.name, exc.__class__.__name__)
-        path.unlink(missing_ok=True)
+        log.warning("%s cannot be read (%s)", path.name, exc.__class__.__name__)
         return None
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npy")
-    np.save(tmp, arr)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npy")
+    try:
+        np.save(tmp, arr)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    """A CSV written atomically; source paths that are not valid UTF-8 are kept byte for byte."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        return list(csv.DictReader(f))
 
 
 def _frames_of(path: Path, size: int, fps: float, dedupe: float):
@@ -110,16 +156,17 @@ def _frames_of(path: Path, size: int, fps: float, dedupe: float):
         yield i / fps, frame
 
 
-def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray, list, np.ndarray, str]:
+def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
+            progress: bool | None = None) -> tuple[np.ndarray, list, np.ndarray, str]:
     """Per-file tiles and features (cached per file), combined into atlas, index and features."""
     from mosaic.features import FeatureExtractor, get_backbone
 
     spec = get_backbone(s.backbone)
-    cache = run / "cache"
+    cache = run.cache
     cache.mkdir(parents=True, exist_ok=True)
     extractor = None
     keys, skipped = [], []
-    for path in tqdm(files, desc="frames + features", unit="file"):
+    for path in wrap(files, len(files), "frames + features", "file", progress):
         st = path.stat()
         key = _key(str(path.resolve()), st.st_size, int(st.st_mtime), s.fps, s.tile, s.dedupe, s.backbone)
         meta_path = cache / f"{key}.json"
@@ -144,7 +191,7 @@ def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray,
             times = pending_t[:len(tiles)]
         except MediaError as exc:
             skipped.append((path, str(exc)))
-            log.warning("skipping %s: %s", path, exc)
+            log.warning("skipping %s: %s", _shown(path), exc)
             continue
         if not tiles:
             skipped.append((path, "no frames"))
@@ -158,9 +205,9 @@ def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray,
     log.info("mosaic: %s", skip_report(keys, skipped, "files"))
     frames_key = _key(keys)
     settings = _read_settings(run)
-    atlas, feats = _load(run / "atlas.npy", True), _load(run / "features.npy")
+    atlas, feats = _load(run.array("atlas"), True), _load(run.array("features"))
     if settings.get("frames_key") == frames_key and atlas is not None and feats is not None \
-            and (run / "index.csv").exists():
+            and run.index.exists():
         return atlas, _read_index(run), feats, frames_key
     index, atlases, featlist = [], [], []
     for key in keys:
@@ -169,80 +216,81 @@ def extract(files: list[Path], run: Path, s: BuildSettings) -> tuple[np.ndarray,
         atlases.append(np.load(cache / f"{key}.tiles.npy"))
         featlist.append(np.load(cache / f"{key}.feat.npy"))
     atlas, feats = np.concatenate(atlases), np.concatenate(featlist)
-    _save(run / "atlas.npy", atlas)
-    _save(run / "features.npy", feats)
-    with open(run / "index.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["i", "source", "time_s"])
-        w.writerows((i, src, f"{t:.3f}") for i, (src, t) in enumerate(index))
+    _save(run.array("atlas"), atlas)
+    _save(run.array("features"), feats)
+    _write_csv(run.index, ["i", "source", "time_s"], ((i, src, f"{t:.3f}") for i, (src, t) in enumerate(index)))
     _write_settings(run, {**settings, "frames_key": frames_key})
     return atlas, index, feats, frames_key
 
 
-def _read_index(run: Path) -> list[tuple[str, float]]:
-    with open(run / "index.csv") as f:
-        return [(r["source"], float(r["time_s"])) for r in csv.DictReader(f)]
+def _shown(path: Path) -> str:
+    """A path for a message, whatever bytes its name holds."""
+    return str(path).encode("utf-8", "backslashreplace").decode()
 
 
-def _read_settings(run: Path) -> dict:
+def _read_index(run: MosaicRun) -> list[tuple[str, float]]:
+    return [(r["source"], float(r["time_s"])) for r in _read_csv(run.index)]
+
+
+def _read_settings(run: MosaicRun) -> dict:
     try:
-        return json.loads((run / "settings.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads(run.settings.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
 
 
-def _write_settings(run: Path, settings: dict) -> None:
-    atomic_write_text(run / "settings.json", json.dumps(settings, indent=1))
+def _write_settings(run: MosaicRun, settings: dict) -> None:
+    atomic_write_text(run.settings, json.dumps(settings, indent=1))
 
 
-def build(inputs: list[str | Path], run: Path, s: BuildSettings = BuildSettings()) -> Built:
-    from mosaic.embed import EMBED_VERSION, embed
-    from mosaic.grid import assign
+def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = BuildSettings(),
+          progress: bool | None = None) -> Built:
+    """Build (or bring up to date) the mosaic of ``inputs`` in ``run``. ``progress``: None shows bars on a
+    terminal and lines elsewhere; False lines only."""
 
-    run = Path(run)
+    run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
+    s = s.validate()
     files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS)
     if not files:
         raise MosaicError(f"{', '.join(map(str, inputs))}: no video or image files")
-    atlas, index, feats, frames_key = extract(files, run, s)
+    clean_temp(run.path)
+    atlas, index, feats, frames_key = extract(files, run, s, progress)
     settings = _read_settings(run)
 
     embed_key = _key(frames_key, s.embed, s.perplexity, s.seed, EMBED_VERSION)
-    coords = _load(run / "coords.npy")
+    coords = _load(run.array("coords"))
     if settings.get("embed_key") != embed_key or coords is None or len(coords) != len(feats):
         log.info("mosaic: embedding %d frames (%s, perplexity %g)", len(feats), s.embed, s.perplexity)
-        coords = embed(feats, s.embed, s.perplexity, seed=s.seed, progress=True)
-        _save(run / "coords.npy", coords)
+        coords = embed(feats, s.embed, s.perplexity, seed=s.seed, progress=progress is not False)
+        _save(run.array("coords"), coords)
         settings["embed_key"] = embed_key
         _write_settings(run, settings)
 
     grid_key = _key(embed_key, s.grid, s.layout, s.assign)
-    grid = _load(run / "grid.npy")
+    grid = _load(run.array("grid"))
     cols, rows = s.grid
     if settings.get("grid_key") != grid_key or grid is None or len(grid) != cols * rows:
         log.info("mosaic: placing frames on a %dx%d %s grid (%s)", cols, rows, s.layout, s.assign)
         grid = assign(coords, cols, rows, s.assign, s.layout)
-        _save(run / "grid.npy", grid)
-        with open(run / "grid.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["row", "col", "source", "time_s"])
-            for cell, frame in enumerate(grid):
-                src, t = index[frame]
-                w.writerow([cell // cols, cell % cols, src, f"{t:.3f}"])
+        _save(run.array("grid"), grid)
+        _write_csv(run.grid_csv, ["row", "col", "source", "time_s"],
+                   ((cell // cols, cell % cols, index[frame][0], f"{index[frame][1]:.3f}")
+                    for cell, frame in enumerate(grid)))
         settings["grid_key"] = grid_key
         _write_settings(run, settings)
 
     strip_key = _key(grid_key, s.strip_frames, s.strip_fps, s.strip_tile)
-    strips = _load(run / "strips.npy", True)
+    strips = _load(run.array("strips"), True)
     if settings.get("strip_key") != strip_key or strips is None or len(strips) != len(grid):
-        strips = make_strips(index, grid, s)
-        _save(run / "strips.npy", strips)
+        strips = make_strips(index, grid, s, progress)
+        _save(run.array("strips"), strips)
         settings["strip_key"] = strip_key
     settings.update({k: v for k, v in asdict(s).items()})
     _write_settings(run, settings)
     return Built(np.asarray(atlas), index, feats, coords, grid, np.asarray(strips), settings)
 
 
-def make_strips(index: list, grid: np.ndarray, s: BuildSettings) -> np.ndarray:
+def make_strips(index: list, grid: np.ndarray, s: BuildSettings, progress: bool | None = None) -> np.ndarray:
     """For each cell, ``strip_frames`` small frames of its video from its timestamp (to play tiles).
 
     Each source video is decoded once at ``strip_fps``; windows are cut from it. Images hold still.
@@ -252,7 +300,7 @@ def make_strips(index: list, grid: np.ndarray, s: BuildSettings) -> np.ndarray:
     by_source: dict[str, list[int]] = {}
     for cell, frame in enumerate(grid):
         by_source.setdefault(index[frame][0], []).append(cell)
-    for src, cells in tqdm(by_source.items(), desc="tile clips", unit="file"):
+    for src, cells in wrap(by_source.items(), len(by_source), "tile clips", "file", progress):
         path = Path(src)
         try:
             if path.suffix.lower() in IMAGE_EXTS:
@@ -268,19 +316,21 @@ def make_strips(index: list, grid: np.ndarray, s: BuildSettings) -> np.ndarray:
     return strips
 
 
-def load_built(run: str | Path) -> Built:
-    """A built mosaic, or MosaicError naming what is missing or damaged."""
-    run = Path(run)
-    if not run.exists():
-        raise MosaicError(f"mosaic {run.name!r} does not exist in {run.parent} (build it: vj mosaic build ...)")
+def load_built(run: str | Path | MosaicRun) -> Built:
+    """A built mosaic, or MosaicError naming what is missing or damaged (nothing is changed on disk)."""
+    run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
+    if not run.path.exists():
+        raise MosaicError(f"mosaic {run.name!r} does not exist in {run.path.parent} (build it: vj mosaic build ...)")
     settings = _read_settings(run)
     arrays = {}
     for name, mmap in (("atlas", True), ("features", False), ("coords", False), ("grid", False), ("strips", True)):
-        arrays[name] = _load(run / f"{name}.npy", mmap)
+        arrays[name] = _load(run.array(name), mmap)
         if arrays[name] is None and name != "strips":
-            raise MosaicError(f"mosaic {run.name!r}: {name}.npy is missing or damaged (re-run vj mosaic build)")
-    if not settings.get("grid") or not (run / "index.csv").exists():
-        raise MosaicError(f"mosaic {run.name!r}: settings.json or index.csv is missing (re-run vj mosaic build)")
+            raise MosaicError(f"mosaic {run.name!r}: {run.array(name).name} is missing or damaged "
+                              f"(re-run vj mosaic build)")
+    if not settings.get("grid") or not run.index.exists():
+        raise MosaicError(f"mosaic {run.name!r}: {run.settings.name} or {run.index.name} is missing "
+                          f"(re-run vj mosaic build)")
     grid = arrays["grid"]
     if grid.max() >= len(arrays["atlas"]) or len(arrays["features"]) != len(arrays["atlas"]):
         raise MosaicError(f"mosaic {run.name!r}: files do not belong together (re-run vj mosaic build)")

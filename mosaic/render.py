@@ -14,6 +14,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from mosaic.pipeline import load_built
+from vj.core.runs import save_png
+
 
 def canvas_size(layout: str, cols: int, rows: int, tile: int) -> tuple[int, int]:
     """(width, height) of a full poster."""
@@ -118,26 +121,34 @@ def render_poster(atlas: np.ndarray, grid: np.ndarray, layout: str, cols: int, r
 
 def render_poster_file(run_dir, out, tile: int = 128) -> tuple[int, int]:
     """Poster of a built mosaic to a PNG; returns its (width, height)."""
-    from PIL import Image
-
-    from mosaic.pipeline import load_built
-
     built = load_built(run_dir)
     img = render_poster(built.atlas, built.grid, built.layout, built.cols, built.rows, tile)
-    Image.fromarray(img).save(out)
+    save_png(out, img)
     return img.shape[1], img.shape[0]
 
 
-def render_plot(atlas: np.ndarray, coords: np.ndarray, size: int = 2000, thumb: int = 48, seed: int = 0,
+def render_plot(atlas: np.ndarray, coords: np.ndarray, size: int = 2000, thumb: int | None = None, seed: int = 0,
                 max_thumbs: int = 4000) -> np.ndarray:
-    """Thumbnails at their t-SNE positions on black (the 'images instead of points' plot)."""
+    """Thumbnails at their t-SNE positions on black (the 'images instead of points' plot). ``thumb`` None
+    sizes them to the map's density: about the distance between a frame and its nearest neighbour, so the
+    map is covered, not a few stamps on black."""
     canvas = np.zeros((size, size, 3), np.uint8)
     if len(coords) == 0:
         return canvas
-    lo, hi = coords.min(0), coords.max(0)
-    pos = (coords - lo) / np.maximum(hi - lo, 1e-9) * (size - thumb)
     order = np.random.default_rng(seed).permutation(len(coords))[:max_thumbs]
+    lo, hi = coords.min(0), coords.max(0)
+    unit = (coords - lo) / np.maximum(hi - lo, 1e-9)                 # (N, 2) in [0, 1]
+    if thumb is None:
+        from scipy.spatial import cKDTree
+
+        shown = unit[order]
+        d, _ = cKDTree(shown).query(shown, k=min(2, len(shown)))
+        spacing = float(np.median(d[:, -1])) if len(shown) > 1 else 0.25
+        thumb = int(np.clip(spacing * size * 1.5, 12, size // 4))
+    thumb = max(4, min(int(thumb), size // 2))
+    pos = unit * (size - thumb)
     for i in order:
         x, y = int(pos[i, 0]), int(pos[i, 1])
-        canvas[y:y + thumb, x:x + thumb] = cv2.resize(atlas[i], (thumb, thumb), interpolation=cv2.INTER_AREA)
+        canvas[y:y + thumb, x:x + thumb] = cv2.resize(np.asarray(atlas[i]), (thumb, thumb),
+                                                      interpolation=cv2.INTER_AREA)
     return canvas

@@ -6,10 +6,12 @@ cut-off means the same thing for every library: 0 is identical, about 0.5 is unr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from mosaic.pipeline import Built
+from mosaic.pipeline import Built, load_built
+from vj.core.media import IMAGE_EXTS, read_frames, read_image
 
 
 @dataclass
@@ -42,23 +44,107 @@ def combine(plus: list[np.ndarray], minus: list[np.ndarray]) -> np.ndarray:
     return v
 
 
-def contact_sheet(query_images: list[np.ndarray], built: Built, matches: list[Match], thumb: int = 160) -> np.ndarray:
-    """Query image(s) on the left, matches to the right, each labelled with source, time and distance."""
-    from pathlib import Path
-
+def contact_sheet(items: list[tuple[np.ndarray, str]], thumb: int = 160) -> np.ndarray:
+    """Thumbnails side by side, each with its label (one or two lines) in light text on a dark band."""
     import cv2
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
-    n = len(query_images) + max(1, len(matches))
-    sheet = Image.new("RGB", (n * (thumb + 8) + 8, thumb + 44), (20, 20, 20))
+    font = _font(15)
+    band = 46
+    sheet = Image.new("RGB", (len(items) * (thumb + 8) + 8, thumb + band + 16), (16, 16, 16))
     draw = ImageDraw.Draw(sheet)
-    items = [(img, "query") for img in query_images]
-    items += [(np.asarray(built.atlas[m.frame]), f"{Path(m.source).name[:18]}\n{m.time:.1f}s d={m.distance:.3f}")
-              for m in matches]
-    if not matches:
-        items.append((np.zeros((thumb, thumb, 3), np.uint8), "no match"))
     for i, (img, label) in enumerate(items):
         x = 8 + i * (thumb + 8)
-        sheet.paste(Image.fromarray(cv2.resize(img, (thumb, thumb), interpolation=cv2.INTER_AREA)), (x, 8))
-        draw.text((x, thumb + 12), label, fill=(230, 230, 230))
+        small = cv2.resize(np.ascontiguousarray(img), (thumb, thumb), interpolation=cv2.INTER_AREA)
+        sheet.paste(Image.fromarray(small), (x, 8))
+        draw.rectangle((x, thumb + 8, x + thumb - 1, thumb + 8 + band), fill=(0, 0, 0))
+        for j, line in enumerate(label.splitlines()[:2]):
+            draw.text((x + 5, thumb + 12 + 19 * j), _fit(draw, line, font, thumb - 10), font=font,
+                      fill=(240, 240, 240))
     return np.asarray(sheet)
+
+
+def _font(size: int):
+    """A real TrueType font (DejaVu ships with matplotlib): PIL's bitmap default drops dots and spaces."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def _fit(draw, text: str, font, width: int) -> str:
+    """``text`` cut with an ellipsis in the middle until it fits ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    keep = len(text)
+    while keep > 4:
+        keep -= 1
+        cut = text[:keep // 2] + "…" + text[len(text) - keep // 2:]
+        if draw.textlength(cut, font=font) <= width:
+            return cut
+    return text[:4]
+
+
+@dataclass
+class Result:
+    """A query's inputs (labelled a, +b, -c) and matches, for the terminal and the contact sheet."""
+    inputs: list[tuple[np.ndarray, str]]
+    matches: list[Match]
+    built: Built
+    max_distance: float | None = None
+
+    def table(self) -> str:
+        if not self.matches:
+            return f"no match within distance {self.max_distance:g}" if self.max_distance is not None \
+                else "no match"
+        rows = [f"{'rank':>4}  {'distance':>8}  {'time':>8}  source"]
+        rows += [f"{i + 1:>4}  {m.distance:8.4f}  {m.time:7.2f}s  {m.source}" for i, m in enumerate(self.matches)]
+        return "\n".join(rows)
+
+    def sheet(self, thumb: int = 160) -> np.ndarray:
+        items = list(self.inputs)
+        items += [(np.asarray(self.built.atlas[m.frame]), f"{Path(m.source).name}\n{m.time:.1f} s   d {m.distance:.3f}")
+                  for m in self.matches]
+        if not self.matches:
+            items.append((np.zeros((thumb, thumb, 3), np.uint8), "no match"))
+        return contact_sheet(items, thumb)
+
+
+class Searcher:
+    """A built mosaic and its backbone, loaded once: every query after the first costs one forward pass."""
+
+    def __init__(self, built: Built):
+        from mosaic.features import FeatureExtractor
+
+        self.built = built
+        self.extractor = FeatureExtractor(built.settings.get("backbone", "efficientnet_lite0"))
+        self._unit = unit(built.features)
+
+    @classmethod
+    def open(cls, run) -> "Searcher":
+        return cls(load_built(run))
+
+    def image(self, path: Path) -> np.ndarray:
+        size = self.extractor.spec.size
+        if Path(path).suffix.lower() in IMAGE_EXTS:
+            return read_image(path, size)
+        return next(read_frames(path, size=size))
+
+    def query(self, image: Path, plus: list[Path] = (), minus: list[Path] = (), k: int = 8,
+              max_distance: float | None = None) -> Result:
+        pos = [self.image(p) for p in [image, *plus]]
+        neg = [self.image(p) for p in minus]
+        feats = self.extractor(np.stack(pos + neg))
+        q = combine(list(feats[:len(pos)]), list(feats[len(pos):]))
+        matches = nearest(self.built, q, k, max_distance)
+        labels = ["a"] + [f"+{chr(98 + i)}" for i in range(len(plus))]
+        labels += [f"-{chr(98 + len(plus) + i)}" for i in range(len(minus))]
+        if not plus and not minus:
+            labels = ["query"]
+        names = [Path(p).name for p in [image, *plus, *minus]]
+        inputs = [(img, f"{lab}\n{name}") for img, lab, name in zip(pos + neg, labels, names)]
+        return Result(inputs, matches, self.built, max_distance)

@@ -11,7 +11,7 @@ import threading
 import time
 import pytest
 
-from conftest import ROOT, run_vj
+from conftest import ROOT, make_generator_ckpt, run_vj, solid_video
 from vj.control.mapping import CCRule, Mapping, NoteRule, learn, load_mapping, map_message, save_mapping
 from vj.control.osc import OscRouter, OscServer, address_of, address_table
 from vj.params import Param, ParamStore
@@ -80,7 +80,6 @@ def test_address_table_covers_every_parameter_and_command():
 
 # ---------------------------------------------------------------- OSC over real loopback sockets
 def test_loopback_round_trip_with_junk_and_a_bounded_flood_while_rendering(tmp_path):
-    from test_engine import make_generator_ckpt, solid_video
 
     from vj.clock import RealtimeClock
     from vj.engine import Engine
@@ -124,7 +123,7 @@ def test_loopback_round_trip_with_junk_and_a_bounded_flood_while_rendering(tmp_p
     server.close()
     engine.close()
     assert shown >= 60                                   # the loop kept rendering through the flood
-    assert engine.genre == "blue" and engine.store["fx.inv.amount"] == 1.0
+    assert engine.genres.current == "blue" and engine.store["fx.inv.amount"] == 1.0
     assert engine.store.dropped["malformed"] >= sent["n"] // 20  # junk counted (UDP may drop a few)
     assert engine.store.received + engine.store.superseded > sent["n"] // 2
 
@@ -180,18 +179,20 @@ def test_osc_feedback_sends_changes_to_a_controller():
         rx.settimeout(2)
         fb = OscFeedback("127.0.0.1", rx.getsockname()[1])
         s = store()
-        s.on_change(fb.param)
+        s.on_change(fb)
         s.push("fx.hue.degrees", 45)
         s.drain()
-        fb.genre("tunnel")
-        msgs = [OscPacket(rx.recv(1024)).messages[0].message for _ in range(2)]
+        s.notify("genre", "tunnel")
+        s.push("fx.hue.degree", 1)  # a typo: answered on the feedback address
+        s.drain()
+        msgs = [OscPacket(rx.recv(1024)).messages[0].message for _ in range(3)]
         fb.close()
     assert (msgs[0].address, msgs[0].params) == ("/vj/fx/hue/degrees", [45.0])
     assert (msgs[1].address, msgs[1].params) == ("/vj/genre", ["tunnel"])
+    assert msgs[2].address == "/vj/error" and "'fx.hue.degree' is not a parameter" in msgs[2].params[0]
 
 
 def test_live_headless_switches_genre_from_osc(tmp_path):
-    from test_engine import solid_video
 
     solid_video(tmp_path / "a.mp4", (200, 20, 20))
     (tmp_path / "s.toml").write_text('[output]\nsize = "64x36"\nfps = 20\n[genres.a]\nclips = ["a.mp4"]\n'
@@ -261,11 +262,11 @@ def test_midi_clock_sets_the_bpm():
     from vj.control.midi import ClockFollower
 
     s = ParamStore()
+    s.define(Param("tempo.bpm", 120, 20, 300))
     follower = ClockFollower(s)
     for i in range(49):  # two beats of 24 pulses at 100 BPM
         follower.message(msg("clock"), i * 60 / 100 / 24)
-    cmds = s.drain().commands
-    assert cmds and cmds[-1].name == "bpm" and cmds[-1].value == pytest.approx(100, abs=0.1)
+    assert s.drain().changed["tempo.bpm"] == pytest.approx(100, abs=0.1)
 
 
 @pytest.mark.skipif(not os.environ.get("VJ_TEST_JACK"), reason="no JACK server (scripts/test.sh starts one)")
@@ -308,9 +309,10 @@ def test_midi_round_trip_through_jack_with_replug():
 
 # ---------------------------------------------------------------- keys and optional outputs
 def test_key_actions_parse():
-    from vj.params import parse_action
+    from vj.commands import parse_action
 
     assert parse_action("genre plasma") == ("genre", "plasma")
+    assert parse_action("bpm=128") == ("tempo.bpm", "128")  # the alias is the parameter
     assert parse_action("tap") == ("tap", None)
     assert parse_action("fx.a.b=1") == ("fx.a.b", "1")
     assert parse_action("master.fader+=0.1") == ("master.fader", ("add", 0.1))

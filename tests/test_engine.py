@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_vj
+from conftest import ROOT, click_track, make_generator_ckpt, run_vj, solid_video
 from vj.clock import FixedClock, RealtimeClock
-from vj.config import ConfigError
+from vj.core.config import ConfigError
 from vj.effects import BLEND_MODES, EFFECTS, FrameContext, apply, blend
 from vj.engine import Engine
-from vj.media import VideoWriter, count_frames
+from vj.core.media import VideoWriter, count_frames
 from vj.mix import as_frame
 from vj.params import Param, ParamStore
-from vj.scene import load_cues, load_scene
+from vj.control.cues import load_cues
+from vj.scene import load_scene
 from vj.tempo import Tempo
 
 
@@ -119,7 +120,7 @@ def test_background_workers_leave_the_cpu_to_the_frame_loop():
     """Decoders and the live generator run at the lowest priority (Linux: nice 19); the frame loop does not."""
     import threading
 
-    from vj.sources import background_priority
+    from vj.sources.base import background_priority
 
     if not hasattr(os, "getpriority"):
         pytest.skip("no POSIX priorities on this platform")
@@ -282,32 +283,6 @@ def test_tap_tempo_and_phase_continuity():
 
 
 # ---------------------------------------------------------------- scenes on real files
-def solid_video(path: Path, color, seconds=1.0, fps=10, size=(64, 36)) -> Path:
-    with VideoWriter(path, fps, size) as w:
-        for i in range(int(seconds * fps)):
-            f = np.zeros((size[1], size[0], 3), np.uint8)
-            f[:] = color
-            f[: 1 + i % size[1]] //= 2  # a moving band: frames differ
-            w.write(f)
-    return path
-
-
-def make_generator_ckpt(path: Path, seed: int) -> Path:
-    """A real (untrained) generator checkpoint in the run format."""
-    import torch
-
-    from gan.config import TrainConfig
-    from gan.model import Generator, init_weights
-
-    torch.manual_seed(seed)
-    g = Generator(64, 16, 8)
-    g.apply(init_weights)
-    cfg = TrainConfig(size=64, nz=16, ngf=8).to_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"G": g.state_dict(), "cfg": cfg, "fixed_noise": torch.randn(8, 16)}, path)
-    return path
-
-
 def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
     from vj.sources import GeneratorSource
 
@@ -316,7 +291,8 @@ def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
     def run():
         src = GeneratorSource((64, 64), ckpt, exact=True)
         try:
-            return [as_frame(src.frame(FrameContext(t=i / 60), {"speed": 4.0, "rate": 10})).astype(int)
+            p = {**GeneratorSource.defaults(), "speed": 4.0, "rate": 10}
+            return [as_frame(src.frame(FrameContext(t=i / 60), p)).astype(int)
                     for i in range(13)]
         finally:
             src.close()
@@ -327,58 +303,6 @@ def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
     jump = np.abs(frames[6] - frames[0]).mean()  # one whole generator image apart
     assert jump > 1 and max(steps) < 0.5 * jump
     assert all(np.array_equal(a, b) for a, b in zip(frames, run()))  # offline: the same frames every time
-
-
-@pytest.fixture(scope="module")
-def show(tmp_path_factory):
-    d = tmp_path_factory.mktemp("show")
-    solid_video(d / "red.mp4", (220, 30, 30))
-    solid_video(d / "blue.mp4", (30, 30, 220))
-    make_generator_ckpt(d / "g_red.pt", 1)
-    make_generator_ckpt(d / "g_blue.pt", 2)
-    scene = d / "scene.toml"
-    scene.write_text(textwrap.dedent("""
-        [output]
-        size = "96x64"
-        fps = 10
-        [tempo]
-        bpm = 120
-        [genre]
-        initial = "red"
-        fade = 0.5
-        [genres.red]
-        clips = ["red.mp4"]
-        generator = "g_red.pt"
-        [genres.blue]
-        clips = ["blue.mp4"]
-        generator = "g_blue.pt"
-        [[layers]]
-        name = "clips"
-        source = "clip"
-        [[layers]]
-        name = "gan"
-        source = "generator"
-        blend = "add"
-        opacity = 0.0
-        [[effects]]
-        type = "invert"
-        id = "inv"
-        amount = 0
-        [keys]
-        "i" = "fx.inv.amount=1"
-        "b" = "genre blue"
-    """))
-    cues = d / "cues.toml"
-    cues.write_text(textwrap.dedent("""
-        [[cue]]
-        at = 1.0
-        genre = "blue"
-        [[cue]]
-        beat = 4
-        name = "invert"
-        set = { "fx.inv.amount" = 1 }
-    """))
-    return d, scene, cues
 
 
 def test_a_cue_reaches_the_effect_input_and_switches_genre(show):
@@ -400,7 +324,7 @@ def test_a_cue_reaches_the_effect_input_and_switches_genre(show):
 def test_genre_switch_changes_clip_and_generator_sources(show):
     d, scene_path, _ = show
     engine = Engine(load_scene(scene_path), exact=True)
-    engine.store.values["layer.gan.opacity"] = 1.0
+    engine.store.set("layer.gan.opacity", 1.0)
     clock = FixedClock(10)
     engine.step(clock.tick())
     before = {layer.spec.name: layer.sources["red"] for layer in engine.layers}
@@ -408,7 +332,7 @@ def test_genre_switch_changes_clip_and_generator_sources(show):
     for _ in range(8):
         engine.step(clock.tick())
     after = {layer.spec.name: layer.sources["blue"] for layer in engine.layers}
-    assert engine.genre == "blue"
+    assert engine.genres.current == "blue"
     for name in before:
         assert after[name] is not None and after[name] is not before[name]
     assert after["gan"].G is not before["gan"].G
@@ -439,13 +363,13 @@ def test_live_genre_sources_are_made_off_the_frame_loop_and_a_switch_waits_for_t
         engine.store.push("genre", "blue", "test")
         for _ in range(3):
             engine.step(clock.tick())
-        assert engine.genre == "red" and engine.fade_from is None  # waiting: red plays on
+        assert engine.genres.current == "red" and engine.genres.fade_from is None  # waiting: red plays on
         release.set()
         for _ in range(3000):
             engine.step(clock.tick())
-            if engine.genre == "blue":
+            if engine.genres.current == "blue":
                 break
-        assert engine.genre == "blue" and engine.fade_from == "red"  # and now the fade
+        assert engine.genres.current == "blue" and engine.genres.fade_from == "red"  # and now the fade
         assert {k: v.startswith("genre-prep") for k, v in made_on.items() if k[1] == "blue"} == \
             {("clip", "blue"): True, ("generator", "blue"): True}
     finally:
@@ -473,12 +397,12 @@ def test_missing_clip_and_raising_source_show_black_and_log_once(show, tmp_path,
     with caplog.at_level(logging.WARNING):
         scene = load_scene(broken)
         engine = Engine(scene, exact=True, cues=[])
-        engine.switch_genre("blue")
+        engine.genres.request("blue", 0.0)
         clock = FixedClock(10)
         frames = [engine.step(clock.tick()) for _ in range(10)]
     assert "gone.mp4" in caplog.text and "matches no file" in caplog.text
     assert frames[-1].max() == 0  # blue genre: no clip -> black, the show went on
-    assert caplog.text.count("layer clips (blue) failed") == 1
+    assert caplog.text.count("layer clips (blue) could not be made") == 1
     engine.close()
 
 
@@ -520,7 +444,7 @@ def test_window_shows_the_composed_frame_and_keys_act(show, monkeypatch):
 
     d, scene_path, _ = show
     engine = Engine(load_scene(scene_path), exact=True)
-    window = WindowOutput(engine.size, engine.store, engine.scene.keys)
+    window = WindowOutput(engine.size, engine.store, engine.keys)
     clock = FixedClock(10)
     frame = engine.step(clock.tick())
     window.write(frame, 0.0)
@@ -544,7 +468,7 @@ from vj.engine import Engine
 from vj.clock import FixedClock
 from vj.outputs.window import WindowOutput
 e = Engine(load_scene({str(scene_path)!r}), exact=True)
-w = WindowOutput(e.size, e.store, {{}})
+w = WindowOutput(e.size, e.store, e.keys)
 f = e.step(FixedClock(10).tick())
 for _ in range(5):
     w.write(f, 0.0); time.sleep(0.1)
@@ -579,23 +503,6 @@ def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):
 
 
 # ---------------------------------------------------------------- audio as a control input
-def click_track(path: Path, seconds: float = 3.0, every: float = 0.5, rate: int = 22050) -> Path:
-    """A WAV with a short loud click every ``every`` seconds over quiet noise."""
-    import wave
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(0, 0.003, int(seconds * rate))
-    for k in range(int(seconds / every)):
-        a = int((k * every + 0.25) * rate)
-        x[a:a + 400] += np.sin(np.arange(400) * 0.3) * 0.8 * np.exp(-np.arange(400) / 120)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def test_audio_onsets_and_level_are_found_in_a_click_track(tmp_path):
     from vj.control.audio import AudioFileInput
 
@@ -606,7 +513,7 @@ def test_audio_onsets_and_level_are_found_in_a_click_track(tmp_path):
 
 
 def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
-    from vj.media import probe
+    from vj.core.media import probe
 
     d, scene_path, _ = show
     scene = tmp_path / "audio.toml"
@@ -622,7 +529,7 @@ def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
     assert "wrote" in proc.stderr
     import subprocess as sp
 
-    from vj.media import ffmpeg_exe
+    from vj.core.media import ffmpeg_exe
 
     header = sp.run([ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "a.mp4")], capture_output=True,
                     text=True).stderr

@@ -19,8 +19,8 @@ from gan.data import NoUsableVideo, build_cache
 from gan.train import Trainer, train_genre
 from gan.model import Generator, init_weights
 from gan.walk import BatchStatsRenderer, LatentWalk, fold_batchnorm
-from vj.config import ConfigError
-from vj.media import count_frames, probe
+from vj.core.config import ConfigError
+from vj.core.media import count_frames, probe
 
 TINY = ["--size", "64", "--batch", "8", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_fixed=16",
         "--no-progress"]
@@ -121,13 +121,21 @@ def test_kill_9_mid_epoch_resumes_cleanly_and_exactly(genre_videos, tmp_path):
     assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
 
 
-def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_0(genre_videos, tmp_path):
-    proc = _train_proc(genre_videos["particles"], tmp_path, 50)
+def test_ctrl_c_checkpoints_says_how_to_resume_and_the_command_resumes(genre_videos, tmp_path):
+    proc = _train_proc(genre_videos["particles"], tmp_path, 50, "--augment", "color")
     _wait_for_mid_epoch_ckpt(tmp_path / "gan" / "g", proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "interrupted" in err and "--resume" in err
+    assert proc.returncode == 130, err  # interrupted: the shell's convention, after the checkpoint
+    assert "interrupted" in err
+    command = err.split("resume with: ")[1].splitlines()[0]
+    assert command.startswith("vj gan train --genre g ") and command.endswith(" --resume")
+    assert "--batch" not in command and "--augment" not in command  # short: the run's settings are in its config
+    ck = state(tmp_path / "gan" / "g")
+    resumed = run_vj(*command.split()[1:], "--epochs", str(ck["epoch"] + 1), check=True)
+    assert "resuming with epochs = " in resumed.stderr and "done at epoch" in resumed.stderr
+    cfg = (tmp_path / "gan" / "g" / "config.toml").read_text()
+    assert 'augment = "color"' in cfg and "batch = 2" in cfg  # not rewritten with defaults
 
 
 def test_bad_files_are_skipped_and_named(genre_videos, tmp_path):
@@ -204,7 +212,7 @@ def test_adding_a_video_adds_only_its_frames(genre_videos, tmp_path):
 
 
 def test_dedupe_drops_static_stretches(tmp_path):
-    from vj.media import VideoWriter
+    from vj.core.media import VideoWriter
 
     with VideoWriter(tmp_path / "v" / "static.mp4", 10, (64, 64)) as w:
         for i in range(20):
@@ -244,12 +252,12 @@ def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(
         assert torch.allclose(onnx(z1), plain(z1), atol=1e-4)
     assert torch.allclose(onnx(z), plain(z), atol=1e-5)  # a batch goes to torch
     assert BatchStatsRenderer(g, size=0).runtime == "torch"  # batch statistics: nothing to fold
-    import vj.inference
+    import gan.walk
 
     def missing(*a, **k):
         raise ImportError("No module named 'onnxruntime'")
 
-    monkeypatch.setattr(vj.inference, "CpuSession", missing)  # onnxruntime not installed: torch, same images
+    monkeypatch.setattr(gan.walk, "CpuSession", missing)  # onnxruntime not installed: torch, same images
     fallback = BatchStatsRenderer(g, reference)
     assert fallback.runtime == "torch" and torch.equal(fallback(z[:1]), plain(z[:1]))
     with pytest.raises(ImportError):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import ffmpeg, lavfi_video
-from vj.media import MediaError, VideoWriter, count_frames, find_media, fit, probe, read_frames, read_image
+from vj.core.media import MediaError, VideoWriter, count_frames, find_media, fit, probe, read_frames, read_image
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def extractor():
 def test_offline_weights_are_real_imagenet_weights(extractor):
     from skimage import data
 
-    from vj.media import fit
+    from vj.core.media import fit
 
     probs = extractor.classify(np.stack([fit(data.chelsea(), 224), fit(data.coffee(), 224)]))
     top = probs.argmax(1)
@@ -36,7 +36,7 @@ def test_onnx_runtime_gives_the_torch_features(extractor):
     from skimage import data
 
     from mosaic.features import FeatureExtractor
-    from vj.media import fit
+    from vj.core.media import fit
 
     assert extractor.runtime == "onnx"  # the default on a CPU: onnxruntime is a dependency
     frames = np.stack([fit(data.chelsea(), 224), fit(data.coffee(), 224), fit(data.astronaut(), 224)])
@@ -280,7 +280,7 @@ def test_damaged_cache_is_rebuilt_and_a_missing_mosaic_is_a_clear_error(built, t
 def test_query_finds_the_source_frame_first_and_cutoff_says_no_match(built, extractor):
     from mosaic.search import combine, nearest
 
-    from vj.media import read_frames
+    from vj.core.media import read_frames
 
     run, s, inputs, b = built
     i = 5
@@ -298,7 +298,7 @@ def test_query_finds_the_source_frame_first_and_cutoff_says_no_match(built, extr
 def test_cli_poster_plot_and_query(built, tmp_path):
     from PIL import Image
 
-    from vj.runs import mosaic_dir
+    from vj.core.runs import mosaic_dir
 
     run, s, inputs, b = built
 
@@ -314,7 +314,9 @@ def test_cli_poster_plot_and_query(built, tmp_path):
     Image.fromarray(np.asarray(b.atlas[0])).save(tmp_path / "q.png")
     proc = run_vj("mosaic", "query", "m", str(tmp_path / "q.png"), "--runs", str(runs_dir), "--k", "2",
                   "--out", str(tmp_path / "sheet.png"), check=True)
-    assert b.index[0][0] in proc.stdout.splitlines()[0]
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["rank", "distance", "time", "source"]  # a header, then the best match first
+    assert lines[1].split()[0] == "1" and b.index[0][0] in lines[1]
     assert (tmp_path / "sheet.png").exists()
 
 
@@ -332,10 +334,15 @@ def test_animated_frames_have_the_right_size_and_move(built):
     a, c = still.frame(0.0, drift=0, play=0, ripple=0), still.frame(1.0, drift=0, play=0, ripple=0)
     assert np.array_equal(a, c)  # every mode off: the view holds
     # what the engine mixes (rows; the mix finishes the upscale) shows the same view as the frame
+    from vj.effects import FrameContext
     from vj.mix import Rows
+    from vj.sources import MosaicSource
 
+    src = MosaicSource((320, 180), run, exact=True)
     for zoom in (6.0, 1.0):  # 6: canvas pixels enlarged (rows); 1: shrunk (a frame)
-        rows, frame = still.layer(1.0, zoom=zoom, drift=0, play=0), still.frame(1.0, zoom=zoom, drift=0, play=0)
+        p = {**MosaicSource.defaults(), "zoom": zoom, "drift": 0, "play": 0}
+        rows = src.frame(FrameContext(t=1.0), p)
+        frame = src.animator.frame(1.0, zoom=zoom, drift=0, play=0)
         assert isinstance(rows, Rows) == (zoom == 6.0)
         shown = rows.materialize() if isinstance(rows, Rows) else rows
         assert np.abs(shown.astype(int) - frame).max() <= 1
@@ -405,22 +412,25 @@ def test_tile_changes_per_frame_are_capped_and_every_cell_gets_its_turn(built):
 
 
 def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
-    from mosaic.animate import MosaicAnimator
     from mosaic.pipeline import BuildSettings, build
+    from vj.effects import FrameContext
+    from vj.mix import as_frame
+    from vj.sources import MosaicSource
 
     run, s, inputs, b = built
     other = build(inputs[:2], tmp_path / "m2", BuildSettings(fps=4, tile=32, grid=(4, 3), strip_frames=3,
                                                               strip_tile=16))
-    old, new = MosaicAnimator(b, (320, 180)), MosaicAnimator(other, (320, 180))
+    old, new = MosaicSource((320, 180), run, exact=True), MosaicSource((320, 180), tmp_path / "m2", exact=True)
+    p = {**MosaicSource.defaults(), "drift": 0.5, "play": 0, "ripple": 0}
     kw = dict(drift=0.5, play=0, ripple=0)
-    mid = new.transition_frame(old, 0.5, 1.0, **kw)
-    fade = (0.5 * old.frame(1.0, **kw) + 0.5 * new.frame(1.0, **kw))
+    mid = new.transition(old, 0.5, FrameContext(t=1.0), p)
+    fade = (0.5 * old.animator.frame(1.0, **kw) + 0.5 * new.animator.frame(1.0, **kw))
     assert mid.shape == (180, 320, 3) and np.abs(mid - fade).mean() > 3  # tiles in flight, not a crossfade
-    end = new.transition_frame(old, 1.0, 2.0, **kw)
-    assert np.array_equal(end, new.frame(2.0, **kw))  # landed: the new map, exactly
+    end = new.transition(old, 1.0, FrameContext(t=2.0), p)
+    assert np.abs(end.astype(int) - as_frame(new.frame(FrameContext(t=2.0), p))).max() <= 1  # landed: the new map
     same = {tuple(other.index[f]): c for c, f in enumerate(other.grid)}  # frames both maps show
     pairs = [(c, same[tuple(b.index[f])]) for c, f in enumerate(b.grid) if tuple(b.index[f]) in same]
-    assert pairs and all(new._matches(old)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
+    assert pairs and all(new.animator._matches(old.animator)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
 
 
 def test_follow_glides_to_the_nearest_tiles(built):

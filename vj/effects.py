@@ -19,14 +19,8 @@ import cv2
 import numpy as np
 from numba import njit
 
-
-@dataclass(frozen=True)
-class Input:
-    name: str
-    default: float
-    lo: float
-    hi: float
-    help: str = ""
+from vj import mix
+from vj.params import Param
 
 
 @dataclass
@@ -42,18 +36,18 @@ class FrameContext:
 class Effect:
     name: str
     fn: Callable[..., np.ndarray]
-    inputs: tuple[Input, ...]
+    inputs: tuple[Param, ...]  # named relative to the effect: fx.<id>.<input>
     help: str
     local: bool = False  # each output row depends only on the same input row: the engine may run it in bands
 
     def defaults(self) -> dict[str, float]:
-        return {i.name: i.default for i in self.inputs}
+        return {i.name: i.coerce(i.default) for i in self.inputs}
 
 
 EFFECTS: dict[str, Effect] = {}
 
 
-def effect(name: str, help: str, *inputs: Input, local: bool = False):
+def effect(name: str, help: str, *inputs: Param, local: bool = False):
     def register(fn):
         EFFECTS[name] = Effect(name, fn, inputs, help, local)
         return fn
@@ -61,7 +55,8 @@ def effect(name: str, help: str, *inputs: Input, local: bool = False):
 
 
 # ---------------------------------------------------------------- effects
-@effect("rgb_split", "shift red and blue apart horizontally", Input("amount", 6, 0, 64, "pixels"), local=True)
+@effect("rgb_split", "shift red and blue apart horizontally",
+        Param("amount", 6, 0, 64, help="pixels the red and blue channels move apart"), local=True)
 def rgb_split(frame, ctx, amount):
     h, w = frame.shape[:2]
     a = min(int(amount * w / 1280), w - 1)
@@ -86,8 +81,8 @@ def _channel_masks(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return red, blue
 
 
-@effect("glitch", "displace random horizontal blocks", Input("amount", 0.3, 0, 1, "share of frames and blocks"),
-        Input("block", 32, 4, 256, "block height in pixels"))
+@effect("glitch", "displace random horizontal blocks", Param("amount", 0.3, 0, 1, help="share of frames and blocks"),
+        Param("block", 32, 4, 256, "int", help="block height in pixels"))
 def glitch(frame, ctx, amount, block):
     rng = np.random.default_rng(ctx.index)
     if amount <= 0 or rng.random() > amount:
@@ -104,7 +99,9 @@ def glitch(frame, ctx, amount, block):
     return out
 
 
-@effect("scanlines", "darken every other line band", Input("strength", 0.5, 0, 1), Input("spacing", 3, 2, 16, "px"),
+@effect("scanlines", "darken every other line band",
+        Param("strength", 0.5, 0, 1, help="how much the lines darken (1: black)"),
+        Param("spacing", 3, 2, 16, "int", help="pixels from one dark line to the next"),
         local=True)
 def scanlines(frame, ctx, strength, spacing):
     if strength > 0:
@@ -114,8 +111,9 @@ def scanlines(frame, ctx, strength, spacing):
     return frame
 
 
-@effect("feedback", "trails: the previous output fades under the new frame", Input("amount", 0.8, 0, 0.98),
-        Input("zoom", 1.01, 0.9, 1.1, "trail zoom per frame"))
+@effect("feedback", "trails: the previous output fades under the new frame",
+        Param("amount", 0.8, 0, 0.98, help="how much of the previous output stays (0: no trail)"),
+        Param("zoom", 1.01, 0.9, 1.1, help="trail zoom per frame"))
 def feedback(frame, ctx, amount, zoom):
     prev = ctx.state.get("prev")
     if prev is None or prev.shape != frame.shape or amount <= 0:
@@ -128,7 +126,9 @@ def feedback(frame, ctx, amount, zoom):
     return out
 
 
-@effect("mirror", "mirror: 1 left-right, 2 top-bottom, 3 four-way", Input("mode", 1, 0, 3))
+@effect("mirror", "mirror one half onto the other: left-right, top-bottom or four-way",
+        Param("mode", 1, kind="choice", choices=("off", "left-right", "top-bottom", "four-way"),
+              help="which halves are mirrored"))
 def mirror(frame, ctx, mode):
     mode = int(mode)
     out = frame.copy() if mode else frame
@@ -184,8 +184,9 @@ def warm_up() -> None:
     _kaleido_maps.__wrapped__(4, 2, 6, 0)
 
 
-@effect("kaleidoscope", "fold the image into mirrored wedges", Input("segments", 6, 2, 16),
-        Input("spin", 0.1, -2, 2, "turns per beat x 0.1"))
+@effect("kaleidoscope", "fold the image into mirrored wedges",
+        Param("segments", 6, 2, 16, "int", help="mirrored wedges"),
+        Param("spin", 0.1, -2, 2, help="turns per beat x 0.1"))
 def kaleidoscope(frame, ctx, segments, spin):
     h, w = frame.shape[:2]
     angle = int(((ctx.beat * spin * 0.1) % 1.0) * 2 * np.pi * 1000 / 8) * 8  # quantised: maps are cached
@@ -199,8 +200,8 @@ def _zoom_rotate(frame, zoom, angle_deg):
     return cv2.warpAffine(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-@effect("zoom_rotate", "zoom and rotate around the centre", Input("zoom", 1.0, 0.25, 4),
-        Input("angle", 0, -180, 180, "degrees"), Input("spin", 0, -90, 90, "degrees per beat"))
+@effect("zoom_rotate", "zoom and rotate around the centre", Param("zoom", 1.0, 0.25, 4, help="scale about the centre"),
+        Param("angle", 0, -180, 180, help="degrees"), Param("spin", 0, -90, 90, help="degrees per beat"))
 def zoom_rotate(frame, ctx, zoom, angle, spin):
     a = angle + spin * ctx.beat
     if abs(zoom - 1) < 1e-4 and abs(a % 360) < 1e-4:
@@ -219,7 +220,8 @@ def _hue_matrix(degrees: float) -> np.ndarray:
                      [k * (1 - c) - sq * s, k * (1 - c) + sq * s, c + k * (1 - c)]], np.float32)
 
 
-@effect("hue_shift", "rotate hues", Input("degrees", 0, -180, 180), Input("speed", 0, -180, 180, "degrees per beat"),
+@effect("hue_shift", "rotate hues", Param("degrees", 0, -180, 180, help="rotate hues by this many degrees"),
+        Param("speed", 0, -180, 180, help="degrees per beat"),
         local=True)
 def hue_shift(frame, ctx, degrees, speed):
     d = round((degrees + speed * ctx.beat) % 360, 1)
@@ -228,7 +230,8 @@ def hue_shift(frame, ctx, degrees, speed):
     return frame
 
 
-@effect("invert", "invert colours (partially below 1)", Input("amount", 1, 0, 1), local=True)
+@effect("invert", "invert colours (partially below 1)", Param("amount", 1, 0, 1, help="1: full effect, 0: none"),
+        local=True)
 def invert(frame, ctx, amount):
     if amount >= 1:
         return cv2.bitwise_not(frame, dst=frame)
@@ -237,7 +240,8 @@ def invert(frame, ctx, amount):
     return frame
 
 
-@effect("posterize", "reduce each channel to a few levels", Input("levels", 4, 2, 32), local=True)
+@effect("posterize", "reduce each channel to a few levels", Param("levels", 4, 2, 32, "int", help="levels per channel"),
+        local=True)
 def posterize(frame, ctx, levels):
     return cv2.LUT(frame, _poster_lut(int(levels)), dst=frame)
 
@@ -248,8 +252,9 @@ def _poster_lut(levels: int) -> np.ndarray:
     return (np.round(np.round(np.arange(256) / step) * step)).clip(0, 255).astype(np.uint8)
 
 
-@effect("strobe", "flash white on the beat", Input("amount", 1, 0, 1), Input("rate", 1, 0.25, 4, "flashes per beat"),
-        Input("duty", 0.15, 0.02, 0.9, "share of each period that is lit"), local=True)
+@effect("strobe", "flash white on the beat", Param("amount", 1, 0, 1, help="1: full effect, 0: none"),
+        Param("rate", 1, 0.25, 4, help="flashes per beat"),
+        Param("duty", 0.15, 0.02, 0.9, help="share of each period that is lit"), local=True)
 def strobe(frame, ctx, amount, rate, duty):
     phase = (ctx.beat * rate) % 1.0
     if amount > 0 and phase < duty:  # (1 - a) f + a 255
@@ -282,8 +287,6 @@ def blend(base: np.ndarray, top: np.ndarray, mode: str = "normal", opacity: floa
     One pass of :mod:`vj.mix`'s kernel (the engine calls it per row band). With ``out`` (which may be
     ``base`` itself) the result is written there.
     """
-    from vj import mix
-
     if out is None:
         out = base.copy()
     elif out is not base:

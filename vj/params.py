@@ -1,39 +1,66 @@
 """The one parameter store: named, ranged values that every control writes through.
 
-Control threads (keys, cue lists, OSC, MIDI) only ``push`` ``(name, value)`` events onto a queue;
-the engine ``drain``s it once at the start of each frame, so all state changes happen on the render
-thread, in order, and the last value for a parameter within a frame wins. Unknown names and bad
-values are dropped and counted, never raised: control input is untrusted.
+Control threads (keys, cue lists, OSC, MIDI, the web, audio) only ``push`` ``(name, value)`` events onto a
+queue; the engine ``drain``s it once at the start of each frame, so all state changes happen on the render
+thread, in order, and the last value for a parameter within a frame wins. Unknown names and bad values
+are dropped and counted, never raised: control input is untrusted. Commands (``vj.commands``) pass
+through the drain in order for the engine to act on.
+
+Every change of state reaches the listeners (OSC feedback, web clients, the log): parameter changes from
+the drain, the engine's own changes through ``set`` (a tapped tempo), and state that is not a number
+through ``notify`` (the genre, a control error).
 """
 from __future__ import annotations
 
 import math
 import threading
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-COMMANDS = ("genre", "cue", "tap", "bpm", "jump")  # events that are actions, not stored values
+from vj.commands import COMMANDS, resolve
+from vj.guard import Guard
+
+KINDS = ("float", "int", "bool", "choice")
 
 
 @dataclass(frozen=True)
 class Param:
     name: str                      # dotted path: layer.clips.opacity, fx.split.amount, master.fader
-    default: float
+    default: float | str
     lo: float = 0.0
     hi: float = 1.0
     kind: str = "float"            # float, int, bool or choice
     choices: tuple[str, ...] = ()  # for kind == "choice": the value is an index, names accepted too
     help: str = ""
+    readonly: bool = False         # set by the engine (audio analysis), not by controls
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"parameter {self.name}: kind {self.kind!r} is not one of {KINDS}")
+        if self.kind == "bool":
+            object.__setattr__(self, "lo", 0.0)
+            object.__setattr__(self, "hi", 1.0)
+        if self.kind == "choice":
+            object.__setattr__(self, "lo", 0.0)
+            object.__setattr__(self, "hi", float(len(self.choices) - 1))
 
     def coerce(self, value: Any) -> float:
         """Clamp ``value`` into range; raise ValueError for a value that is not a number (or choice name)."""
         if self.kind == "choice" and isinstance(value, str):
-            if value not in self.choices:
-                raise ValueError(f"{value!r} is not one of {self.choices}")
-            return float(self.choices.index(value))
+            if value in self.choices:
+                return float(self.choices.index(value))
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not one of {', '.join(self.choices)}") from None
+        if self.kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):
+            return float(value.lower() in ("true", "on"))
         if isinstance(value, str):
-            value = float(value)
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a number") from None
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -41,12 +68,31 @@ class Param:
         v = min(self.hi, max(self.lo, float(value)))
         return float(round(v)) if self.kind in ("int", "choice", "bool") else v
 
+    def under(self, prefix: str, default: Any = None) -> "Param":
+        """This parameter named ``prefix + name`` (a layer's or an effect's), with another default."""
+        return replace(self, name=prefix + self.name,
+                       default=self.coerce(self.default if default is None else default))
+
     def describe(self) -> str:
         if self.kind == "choice":
             return "|".join(self.choices)
         if self.kind == "bool":
             return "0|1"
         return f"{self.lo:g}..{self.hi:g}"
+
+    def shown(self, value: float) -> str:
+        """A value as a person reads it: a choice's name, an int without decimals."""
+        if self.kind == "choice":
+            return self.choices[int(value)]
+        return f"{value:g}"
+
+    def schema(self) -> dict:
+        """The parameter as JSON for the web API and its page."""
+        out = {"name": self.name, "kind": self.kind, "min": self.lo, "max": self.hi,
+               "default": self.coerce(self.default), "help": self.help, "readonly": self.readonly}
+        if self.kind == "choice":
+            out["choices"] = list(self.choices)
+        return out
 
 
 @dataclass
@@ -60,18 +106,26 @@ class Event:
 class Drained:
     changed: dict[str, float] = field(default_factory=dict)
     commands: list[Event] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> who set it last
+
+
+Listener = Callable[[str, Any], None]
 
 
 class ParamStore:
     def __init__(self) -> None:
         self.params: dict[str, Param] = {}
-        self.values: dict[str, float] = {}
+        self.values: dict[str, float] = {}   # read freely; written only by the store (define, drain, set)
+        self.state: dict[str, Any] = {}      # what is not a parameter but is shown: genre, tempo source...
         self.dropped: Counter[str] = Counter()  # reason -> count, shown in the status line
         self.received = 0
         self.superseded = 0  # parameter messages replaced by a later one of the same burst (never applied)
+        self.errors: deque[str] = deque(maxlen=20)  # the last control mistakes, for the web's status
         self._queue: deque[Event] = deque()  # append/popleft are atomic: no lock per event
-        self._listeners: list[Callable[[str, float], None]] = []
+        self._rejected: deque[str] = deque(maxlen=256)  # mistakes found on other threads, reported on ours
+        self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self.guard = Guard()  # the show's one guard: every failure of this show is logged through it
 
     # -- definition (engine thread, at scene load)
     def define(self, param: Param) -> Param:
@@ -92,25 +146,29 @@ class ParamStore:
         p = self.params[name]
         return p.choices[int(self.values[name])]
 
-    def on_change(self, listener: Callable[[str, float], None]) -> None:
-        """Called on the engine thread after each applied change (OSC feedback, logs)."""
+    def on_change(self, listener: Listener) -> None:
+        """``listener(name, value)`` on the engine thread after each change: a parameter (float), or state
+        (``genre``, ``error``... with a str value)."""
         self._listeners.append(listener)
 
     # -- from any thread
     def push(self, name: str, value: Any = None, source: str = "") -> None:
-        self._queue.append(Event(name, value, source))
+        self._queue.append(Event(resolve(name), value, source))
 
-    def drop(self, reason: str) -> None:
-        """Count input rejected before it became an event (e.g. a malformed datagram)."""
+    def drop(self, reason: str, detail: str = "") -> None:
+        """Count input rejected before it became an event (e.g. a malformed datagram); ``detail`` (one line
+        naming the mistake) is reported on the engine thread at the next drain."""
         with self._lock:
             self.dropped[reason] += 1
+        if detail:
+            self._rejected.append(detail)
 
     def supersede(self, n: int) -> None:
         """Count ``n`` inputs replaced by a later value for the same parameter before they were queued."""
         with self._lock:
             self.superseded += n
 
-    # -- engine thread, once per frame
+    # -- engine thread
     def drain(self, limit: int = 100_000) -> Drained:
         out = Drained()
         for _ in range(limit):
@@ -123,20 +181,55 @@ class ParamStore:
                 out.commands.append(ev)
                 continue
             param = self.params.get(ev.name)
-            if param is None:
-                self.drop("unknown")
+            if param is None or param.readonly:
+                self.reject("unknown" if param is None else "read-only",
+                            f"{ev.name!r} is not a parameter (see vj osc --list)" if param is None
+                            else f"{ev.name} is read-only", ev.source)
                 continue
             try:
                 value = self._resolve(param, ev.value)
-            except (TypeError, ValueError):
-                self.drop("bad value")
+            except (TypeError, ValueError) as exc:
+                self.reject("bad value", f"{ev.name}: {exc}", ev.source)
                 continue
             out.changed[ev.name] = value  # last value within a frame wins
+            out.sources[ev.name] = ev.source
+        while self._rejected:
+            self._error(self._rejected.popleft())
         for name, value in out.changed.items():
-            self.values[name] = value
-            for listener in self._listeners:
-                listener(name, value)
+            self._apply(name, value)
         return out
+
+    def set(self, name: str, value: Any, source: str = "") -> float:
+        """Apply a change now (the engine's own: a tapped tempo, a genre's fade); listeners see it."""
+        value = self.params[name].coerce(value)
+        if self.values.get(name) != value:
+            self._apply(name, value)
+        return value
+
+    def notify(self, name: str, value: Any) -> None:
+        """State that is not a parameter changed (the genre, the tempo's leader): tell the listeners."""
+        self.state[name] = value
+        for listener in self._listeners:
+            listener(name, value)
+
+    def reject(self, reason: str, message: str, source: str = "") -> None:
+        """A control mistake: counted, logged at once (rate-limited), kept for the web and sent to the
+        listeners as ``error`` (OSC feedback answers ``/vj/error``)."""
+        with self._lock:
+            self.dropped[reason] += 1
+        self._error(f"{message}" + (f" (from {source})" if source else ""))
+
+    def _error(self, message: str) -> None:
+        message = message if len(message) <= 240 else message[:237] + "..."  # hostile input can be long
+        self.errors.append(message)
+        self.guard.warn("control:" + message[:80], "control: %s", message)
+        for listener in self._listeners:
+            listener("error", message)
+
+    def _apply(self, name: str, value: float) -> None:
+        self.values[name] = value
+        for listener in self._listeners:
+            listener(name, value)
 
     def _resolve(self, param: Param, value: Any) -> float:
         """An absolute value, ``("add", delta)`` for relative moves (keys, encoders), or ``"toggle"``."""
@@ -150,21 +243,3 @@ class ParamStore:
         drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
         return (f"events {self.received}" + (f", {self.superseded} superseded in bursts" if self.superseded else "")
                 + (f", dropped {sum(self.dropped.values())} ({drops})" if drops else ""))
-
-
-def parse_action(action: str):
-    """An action (a key's, an audio onset's) -> (event name, value). Forms: ``genre NAME``, ``cue NAME``, ``tap``, ``jump``,
-    ``PARAM=VALUE``, ``PARAM+=STEP``, ``PARAM-=STEP``, ``PARAM toggle``."""
-    action = action.strip()
-    for op, sign in (("+=", 1), ("-=", -1)):
-        if op in action:
-            name, step = action.split(op, 1)
-            return name.strip(), ("add", sign * float(step))
-    if "=" in action:
-        name, value = action.split("=", 1)
-        return name.strip(), value.strip()
-    parts = action.split(None, 1)
-    if len(parts) == 2:
-        name, value = parts
-        return (name, "toggle") if value == "toggle" else (name, value)
-    return parts[0], None

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from vj.media import VideoWriter
+from vj.core.media import VideoWriter
 
 
 def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,16 @@
-"""Scenes, cue lists and key mappings: TOML files -> validated objects.
+"""Scenes: TOML files -> validated objects.
 
-A scene names its genres (each: clips, a generator checkpoint, a mosaic), its layers (source, blend
-mode, opacity, deck, effects), master effects, tempo, genre switching and keys. Relative paths are
-taken from the scene's ``root`` (default: the scene file's folder). An unknown key or a bad value is
-one ``ConfigError`` line naming the file, key and value; a missing media file is a warning (that layer
-shows black) so a show never refuses to start over one lost clip.
+A scene names its genres (each: clips, a generator checkpoint, a mosaic, or simply its run directories),
+its layers (source, blend mode, opacity, deck, the source's settings, effects), master effects, tempo,
+genre switching, keys and initial values. Relative paths are taken from the scene's ``root`` (default:
+the scene file's folder). An unknown key or a bad value is one ``ConfigError`` line naming the file, key
+and value; a missing media file is a warning (that layer shows black) so a show never refuses to start
+over one lost clip. Sizes, rates and counts have limits, so a typo cannot ask for 200 GB of frames.
+
+    [genres.particles]
+    gan = "runs/gan/particles"       # a training run: its generator, and its clips when none are named
+    mosaic = "runs/mosaic/all"       # a mosaic run directory
+    clips = ["loops/particles/*.mp4"]
 """
 from __future__ import annotations
 
@@ -14,20 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vj.config import ConfigError, read_toml
 from vj.control.audio import AudioRoute
+from vj.core import runs
+from vj.core.config import ConfigError, check_keys, number, read_toml
 from vj.effects import BLEND_MODES, EFFECTS
-from vj.sources import SOURCE_KINDS
+from vj.sources import SOURCES, Genre
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class GenreSpec:
-    name: str
-    clips: list[Path] = field(default_factory=list)
-    generator: Path | None = None
-    mosaic: Path | None = None
+MAX_SIZE = (7680, 4320)    # 8K UHD: the largest output a scene or --size may ask for
+MAX_LAYERS = 32
+MAX_EFFECTS = 16           # per layer, and on the master
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Scene:
     fps: float = 30.0
     render_scale: float = 1.0      # layers and effects render at this share of the output size
     bpm: float = 120.0
-    genres: dict[str, GenreSpec] = field(default_factory=dict)
+    genres: dict[str, Genre] = field(default_factory=dict)
     genre: str = ""                # the genre at start
     fade: float = 1.0              # seconds of crossfade on a genre switch
     autopilot_bars: int = 0        # switch genre every N bars (4 beats); 0: off
@@ -74,16 +77,37 @@ def parse_size(text: str, where: str = "size") -> tuple[int, int]:
         raise ConfigError(f"{where}: {text!r} is not WIDTHxHEIGHT (e.g. 1920x1080)") from None
     if w < 16 or h < 16 or w % 2 or h % 2:
         raise ConfigError(f"{where}: {text!r} must be even and at least 16x16")
+    if max(w, h) > MAX_SIZE[0] or w * h > MAX_SIZE[0] * MAX_SIZE[1]:  # portrait 8K too
+        raise ConfigError(f"{where}: {text!r} is larger than 8K ({MAX_SIZE[0]}x{MAX_SIZE[1]})")
     return w, h
 
 
-def _check_keys(table: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
 
 
-def _effects(items: list, where: str, prefix: str) -> list[EffectSpec]:
+def _settings(values: dict, params, where: str) -> dict[str, float]:
+    """A source's or an effect's settings: known names, values in range (clamped like a control's)."""
+    known = {p.name: p for p in params}
+    check_keys(values, known, where)
+    out = {}
+    for k, v in values.items():
+        try:
+            if isinstance(v, (dict, list)):
+                raise ValueError(f"{v!r} is not a number")
+            out[k] = known[k].coerce(v)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {k} = {v!r}: {exc}") from None
+    return out
+
+
+def _effects(items: Any, where: str, prefix: str) -> list[EffectSpec]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: expected an array of effects")
+    if len(items) > MAX_EFFECTS:
+        raise ConfigError(f"{where}: {len(items)} effects; at most {MAX_EFFECTS}")
     out = []
     for i, item in enumerate(items):
         w = f"{where}[{i}]"
@@ -93,118 +117,123 @@ def _effects(items: list, where: str, prefix: str) -> list[EffectSpec]:
         if fx is None:
             raise ConfigError(f"{w}: type = {item['type']!r} is not an effect ({', '.join(EFFECTS)})")
         values = {k: v for k, v in item.items() if k not in ("type", "id")}
-        _check_keys(values, {inp.name for inp in fx.inputs}, f"{w} ({fx.name})")
-        for k, v in values.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ConfigError(f"{w}: {k} = {v!r} is not a number")
-        out.append(EffectSpec(str(item.get("id", f"{prefix}{fx.name}")), fx.name, values))
+        out.append(EffectSpec(str(item.get("id", f"{prefix}{fx.name}")), fx.name,
+                              _settings(values, fx.inputs, f"{w} ({fx.name})")))
     return out
+
+
+def _genre(name: str, g: dict, root: Path, where: str, missing: list[str]) -> Genre:
+    check_keys(g, {"clips", "generator", "mosaic", "gan"}, where)
+    clips: list[Path] = []
+    patterns = g.get("clips", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"{where}: clips must be a list of file patterns")
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(root / pattern)))
+        if not matches:
+            missing.append(f"{where} clips: {pattern!r} matches no file")
+        clips += [Path(m) for m in matches]
+    generator = mosaic = None
+    if "gan" in g:  # a training run: the engine asks vj.core.runs for its files
+        run = runs.GanRun(root / str(g["gan"]))
+        if "generator" in g:
+            raise ConfigError(f"{where}: give gan (a run) or generator (a file), not both")
+        generator = run.generator()
+        if generator is None:
+            missing.append(f"{where} gan = {g['gan']!r}: no generator there (train it, or vj gan export)")
+        if "clips" not in g:
+            clips = run.clip_files()
+    if "generator" in g:
+        generator = root / str(g["generator"])
+        if not generator.exists():
+            missing.append(f"{where} generator = {g['generator']!r}: no such file")
+    if "mosaic" in g:
+        mosaic = root / str(g["mosaic"])
+        if not mosaic.exists():
+            missing.append(f"{where} mosaic = {g['mosaic']!r}: no such mosaic")
+    return Genre(name, tuple(clips), generator, mosaic)
 
 
 def load_scene(path: str | Path) -> Scene:
     path = Path(path)
     data = read_toml(path)
     where = str(path)
-    _check_keys(data, {"root", "output", "tempo", "genres", "genre", "layers", "effects", "keys", "initial", "audio"},
-                where)
-    root = (path.parent / data.get("root", ".")).resolve()
+    check_keys(data, {"root", "output", "tempo", "genres", "genre", "layers", "effects", "keys", "initial",
+                      "audio", "kind"}, where)
+    if data.get("kind", "scene") != "scene":
+        raise ConfigError(f"{where}: kind = {data['kind']!r}, expected \"scene\"")
+    root = (path.parent / str(data.get("root", "."))).resolve()
     scene = Scene(path=path)
-    out = data.get("output", {})
-    _check_keys(out, {"size", "fps", "render_scale"}, f"{where} [output]")
-    scene.render_scale = _number(out.get("render_scale", 1.0), f"{where} [output] render_scale", 0.25, 1.0)
+    out = _table(data.get("output", {}), f"{where} [output]")
+    check_keys(out, {"size", "fps", "render_scale"}, f"{where} [output]")
+    scene.render_scale = number(out.get("render_scale", 1.0), f"{where} [output] render_scale", 0.25, 1.0)
     if "size" in out:
         scene.size = parse_size(out["size"], f"{where} [output] size")
-    scene.fps = _number(out.get("fps", scene.fps), f"{where} [output] fps", 1, 240)
-    tempo = data.get("tempo", {})
-    _check_keys(tempo, {"bpm", "autopilot_bars"}, f"{where} [tempo]")
-    scene.bpm = _number(tempo.get("bpm", scene.bpm), f"{where} [tempo] bpm", 20, 300)
-    scene.autopilot_bars = int(_number(tempo.get("autopilot_bars", 0), f"{where} [tempo] autopilot_bars", 0, 1024))
+    scene.fps = number(out.get("fps", scene.fps), f"{where} [output] fps", 1, 240)
+    tempo = _table(data.get("tempo", {}), f"{where} [tempo]")
+    check_keys(tempo, {"bpm", "autopilot_bars"}, f"{where} [tempo]")
+    scene.bpm = number(tempo.get("bpm", scene.bpm), f"{where} [tempo] bpm", 20, 300)
+    scene.autopilot_bars = int(number(tempo.get("autopilot_bars", 0), f"{where} [tempo] autopilot_bars", 0, 1024))
 
-    for name, g in data.get("genres", {}).items():
+    for name, g in _table(data.get("genres", {}), f"{where} [genres]").items():
         w = f"{where} [genres.{name}]"
-        _check_keys(g, {"clips", "generator", "mosaic"}, w)
-        spec = GenreSpec(name)
-        for pattern in g.get("clips", []):
-            matches = sorted(glob.glob(str(root / pattern)))
-            if not matches:
-                scene.missing.append(f"{w} clips: {pattern!r} matches no file")
-            spec.clips += [Path(m) for m in matches]
-        for key in ("generator", "mosaic"):
-            if key in g:
-                p = root / g[key]
-                setattr(spec, key, p)
-                if not p.exists():
-                    scene.missing.append(f"{w} {key} = {g[key]!r}: no such file")
-        scene.genres[name] = spec
+        runs.check_name(name, f"{w}: genre name")
+        scene.genres[name] = _genre(name, _table(g, w), root, w, scene.missing)
 
-    gsw = data.get("genre", {})
-    _check_keys(gsw, {"initial", "fade"}, f"{where} [genre]")
-    scene.genre = gsw.get("initial", next(iter(scene.genres), ""))
+    gsw = _table(data.get("genre", {}), f"{where} [genre]")
+    check_keys(gsw, {"initial", "fade"}, f"{where} [genre]")
+    scene.genre = str(gsw.get("initial", next(iter(scene.genres), "")))
     if scene.genres and scene.genre not in scene.genres:
         raise ConfigError(f"{where} [genre] initial = {scene.genre!r} is not a genre ({', '.join(scene.genres)})")
-    scene.fade = _number(gsw.get("fade", scene.fade), f"{where} [genre] fade", 0, 60)
+    scene.fade = number(gsw.get("fade", scene.fade), f"{where} [genre] fade", 0, 60)
 
-    names = set()
-    for i, layer in enumerate(data.get("layers", [])):
+    layers = data.get("layers", [])
+    if not isinstance(layers, list):
+        raise ConfigError(f"{where}: layers must be an array of tables ([[layers]])")
+    if len(layers) > MAX_LAYERS:
+        raise ConfigError(f"{where}: {len(layers)} layers; at most {MAX_LAYERS}")
+    for i, layer in enumerate(layers):
         w = f"{where} [[layers]][{i}]"
-        _check_keys(layer, {"name", "source", "blend", "opacity", "deck", "settings", "effects"}, w)
-        name = layer.get("name", f"layer{i}")
-        if name in names:
+        _table(layer, w)
+        check_keys(layer, {"name", "source", "blend", "opacity", "deck", "settings", "effects"}, w)
+        name = str(layer.get("name", f"layer{i}"))
+        runs.check_name(name, f"{w}: layer name")
+        if any(other.name == name for other in scene.layers):
             raise ConfigError(f"{w}: name = {name!r} is used twice")
-        names.add(name)
-        if layer.get("source") not in SOURCE_KINDS:
-            raise ConfigError(f"{w}: source = {layer.get('source')!r} is not one of {', '.join(SOURCE_KINDS)}")
+        kind = layer.get("source")
+        if kind not in SOURCES:
+            raise ConfigError(f"{w}: source = {kind!r} is not one of {', '.join(SOURCES)}")
         if layer.get("blend", "normal") not in BLEND_MODES:
             raise ConfigError(f"{w}: blend = {layer['blend']!r} is not one of {', '.join(BLEND_MODES)}")
         if layer.get("deck", "") not in ("", "A", "B"):
             raise ConfigError(f"{w}: deck = {layer['deck']!r} must be \"A\", \"B\" or \"\"")
         scene.layers.append(LayerSpec(
-            name=name, source=layer["source"], blend=layer.get("blend", "normal"),
-            opacity=_number(layer.get("opacity", 1.0), f"{w} opacity", 0, 1), deck=layer.get("deck", ""),
-            settings=dict(layer.get("settings", {})), effects=_effects(layer.get("effects", []), f"{w} effects",
-                                                                       f"{name}_")))
+            name=name, source=kind, blend=layer.get("blend", "normal"),
+            opacity=number(layer.get("opacity", 1.0), f"{w} opacity", 0, 1), deck=layer.get("deck", ""),
+            settings=_settings(_table(layer.get("settings", {}), f"{w} settings"), SOURCES[kind].params,
+                               f"{w} settings ({kind})"),
+            effects=_effects(layer.get("effects", []), f"{w} effects", f"{name}_")))
     scene.effects = _effects(data.get("effects", []), f"{where} [[effects]]", "")
-    scene.keys = {str(k): str(v) for k, v in data.get("keys", {}).items()}
-    scene.initial = dict(data.get("initial", {}))
-    audio = data.get("audio", {})
-    _check_keys(audio, {"level", "onset", "gain"}, f"{where} [audio]")
+    scene.keys = {str(k): str(v) for k, v in _table(data.get("keys", {}), f"{where} [keys]").items()}
+    scene.initial = dict(_table(data.get("initial", {}), f"{where} [initial]"))
+    audio = _table(data.get("audio", {}), f"{where} [audio]")
+    check_keys(audio, {"level", "onset", "gain"}, f"{where} [audio]")
     scene.audio = AudioRoute(str(audio.get("level", "")), str(audio.get("onset", "")),
-                             _number(audio.get("gain", 1.0), f"{where} [audio] gain", 0, 100))
+                             number(audio.get("gain", 1.0), f"{where} [audio] gain", 0, 100))
     for line in scene.missing:
         log.warning("scene: %s", line)
     return scene
 
 
-def _number(value: Any, where: str, lo: float, hi: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{where} = {value!r}: expected a number from {lo:g} to {hi:g}")
-    return float(value)
+def frame_bytes(scene: Scene, size: tuple[int, int] | None = None, render_scale: float | None = None) -> int:
+    """A rough peak of the frame memory a scene needs: each layer's frames (two, plus one per effect and
+    a feedback's history), the mix and the master effects at the render size, and the outputs' copies at
+    the output size. The engine checks it against the machine's memory before it starts."""
+    w, h = size or scene.size
+    s = render_scale or scene.render_scale
 
+    def frames(effects: list[EffectSpec]) -> int:
+        return len(effects) + sum(fx.type == "feedback" for fx in effects)
 
-# ---------------------------------------------------------------- cue lists
-@dataclass
-class Cue:
-    time: float                  # seconds (beats are converted with the scene's BPM)
-    name: str = ""
-    genre: str | None = None
-    set: dict[str, Any] = field(default_factory=dict)
-    commands: list[tuple[str, Any]] = field(default_factory=list)  # e.g. ("tap", None), ("jump", None)
-
-
-def load_cues(path: str | Path, bpm: float) -> list[Cue]:
-    """``[[cue]]`` tables with ``at`` (seconds) or ``beat``, and ``genre``, ``set``, ``jump``, ``bpm``, ``name``."""
-    path = Path(path)
-    data = read_toml(path)
-    _check_keys(data, {"cue"}, str(path))
-    cues = []
-    for i, c in enumerate(data.get("cue", [])):
-        w = f"{path} [[cue]][{i}]"
-        _check_keys(c, {"at", "beat", "name", "genre", "set", "jump", "bpm"}, w)
-        if ("at" in c) == ("beat" in c):
-            raise ConfigError(f"{w}: give exactly one of at (seconds) or beat")
-        t = _number(c["at"], f"{w} at", 0, 1e7) if "at" in c else _number(c["beat"], f"{w} beat", 0, 1e7) * 60 / bpm
-        commands = [("jump", None)] if c.get("jump") else []
-        if "bpm" in c:
-            commands.append(("bpm", _number(c["bpm"], f"{w} bpm", 20, 300)))
-        cues.append(Cue(t, str(c.get("name", "")), c.get("genre"), dict(c.get("set", {})), commands))
-    return sorted(cues, key=lambda c: c.time)
+    n = 2 + frames(scene.effects) + sum(2 + frames(layer.effects) for layer in scene.layers)
+    return int(n * (w * s) * (h * s) * 3 + 4 * w * h * 3)

@@ -52,13 +52,21 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             times = times[10:]
             print(f"   {name:7} {1 / np.mean(times):6.1f} fps, {stats_ms(times)}")
-        # a genre switch: tiles fly from one layout (another seed's view) to the new one over the frames
-        old, new = MosaicAnimator(built, (1920, 1080), seed=1), MosaicAnimator(built, (1920, 1080), seed=2)
-        old.follow_point(old.centers[0])
+        # a genre switch, as the engine's mosaic layer makes it: tiles fly from one layout (another seed's
+        # view) to the new one over the frames, the new view mixed over the old by the mix kernels
+        from vj.effects import FrameContext
+        from vj.mix import as_frame
+        from vj.sources import MosaicSource
+
+        run = args.run or Path(tmp) / "m"
+        old = MosaicSource((1920, 1080), run, seed=1)
+        new = MosaicSource((1920, 1080), run, seed=2)
+        old.animator.follow_point(old.animator.centers[0])
+        p = {**MosaicSource.defaults(), **MODES["all"]}
         times = []
         for i in range(args.frames):
             t0 = time.perf_counter()
-            new.transition_frame(old, i / args.frames, i / 60, beat=i / 30, **MODES["all"])
+            as_frame(new.transition(old, i / args.frames, FrameContext(t=i / 60, beat=i / 30), p))
             times.append(time.perf_counter() - t0)
         times = times[10:]
         print(f"   {'switch':7} {1 / np.mean(times):6.1f} fps, {stats_ms(times)} (genre switch, tiles in flight)")

@@ -41,7 +41,7 @@ def main() -> None:
         scene = load_scene(make_show(Path(tmp)))
         engine = Engine(scene, exact=False, render_scale=args.render_scale)
         print(f"   render size {engine.render_size[0]}x{engine.render_size[1]} -> output 1920x1080")
-        window = WindowOutput(engine.size, engine.store, {})
+        window = WindowOutput(engine.size, engine.store, engine.keys)
         clock = RealtimeClock(60)
         for _ in range(60):  # warm-up: decoders fill, generator worker starts
             window.write(engine.step(clock.tick()), 0)
@@ -67,7 +67,7 @@ def main() -> None:
         # genre switches a -> b -> a -> b, each a 1 s crossfade (two genres' layers, mosaic tiles in flight)
         fading, worst = [], 0.0
         for genre in ("b", "a", "b", "a"):
-            engine.switch_genre(genre, "bench")
+            engine.genres.request(genre, engine.t, "bench")
             for _ in range(90):
                 t = clock.tick()
                 t0 = time.perf_counter()
@@ -75,7 +75,7 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 window.write(frame, t)
                 worst = max(worst, dt)
-                if engine.fade_from is not None:
+                if engine.genres.fade_from is not None:
                     fading.append(dt)
         window.close()
         engine.close()

@@ -27,7 +27,7 @@ def main() -> None:
     import timm
 
     from mosaic.features import FeatureExtractor
-    from vj.media import find_media, read_frames
+    from vj.core.media import find_media, read_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = find_media(procedural_videos(Path(tmp)).values())

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vj.core.media import MediaError, ffmpeg_exe
+
 log = logging.getLogger(__name__)
 RATE = 22050
 
@@ -68,8 +70,6 @@ class AudioAnalyzer:
 
 def decode_audio(path: str | Path, rate: int = RATE) -> np.ndarray:
     """A file's audio as mono float32 at ``rate``; MediaError when it has none."""
-    from vj.media import MediaError, ffmpeg_exe
-
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1",
                            "-ar", str(rate), "-f", "f32le", "pipe:1"], capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
@@ -86,6 +86,10 @@ class AudioFileInput:
         self.fps = fps
         self.analyzer = AudioAnalyzer(gain=gain)
         self.next_frame = 0
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / RATE
 
     def read(self, frame_index: int) -> tuple[float, bool]:
         """Analyse every block up to ``frame_index`` (frames are analysed in order, once each)."""

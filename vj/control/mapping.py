@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vj.config import ConfigError, read_toml
+from vj.commands import COMMANDS
+from vj.core.config import ConfigError, check_keys, read_toml
+from vj.core.runs import atomic_write_text
 
 CURVES = ("linear", "exp", "log")
+ACTIONS = tuple(c for c in COMMANDS if c != "learn")  # what a button or pad may fire: genre, cue, tap, jump
 
 
 @dataclass
@@ -33,7 +36,7 @@ class CCRule:
     min: float | None = None
     max: float | None = None
     curve: str = "linear"
-    action: str = ""           # button CCs: genre, cue, tap or jump, fired when the value goes >= 64
+    action: str = ""           # button CCs: a command (genre, cue, tap, jump), fired when the value goes >= 64
     value: Any = None
 
 
@@ -41,7 +44,7 @@ class CCRule:
 class NoteRule:
     note: int
     channel: int | None = None
-    action: str = "genre"   # genre, cue, tap, jump, or param
+    action: str = "genre"   # a command (genre, cue, tap, jump), or param
     value: Any = None       # genre/cue name, or the parameter value
     param: str = ""
 
@@ -54,47 +57,58 @@ class Mapping:
     follow_clock: bool = True
 
 
-def _check(table: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
-
-
 def load_mapping(path: str | Path) -> Mapping:
     path = Path(path)
     data = read_toml(path)
-    _check(data, {"name", "cc", "note", "clock"}, str(path))
+    check_keys(data, {"name", "cc", "note", "clock", "kind"}, str(path))
+    if data.get("kind", "mapping") != "mapping":
+        raise ConfigError(f"{path}: kind = {data['kind']!r}, expected \"mapping\"")
     m = Mapping(name=str(data.get("name", path.stem)))
-    for i, r in enumerate(data.get("cc", [])):
+    for i, r in enumerate(_tables(data, "cc", path)):
         w = f"{path} [[cc]][{i}]"
-        _check(r, {"control", "channel", "param", "min", "max", "curve", "genre", "cue", "tap", "jump"}, w)
-        actions = [k for k in ("param", "genre", "cue", "tap", "jump") if k in r]
+        check_keys(r, {"control", "channel", "param", "min", "max", "curve", *ACTIONS}, w)
+        actions = [k for k in ("param", *ACTIONS) if k in r]
         if "control" not in r or len(actions) != 1:
-            raise ConfigError(f"{w}: needs control and exactly one of param, genre, cue, tap, jump")
+            raise ConfigError(f"{w}: needs control and exactly one of param, {', '.join(ACTIONS)}")
         if r.get("curve", "linear") not in CURVES:
             raise ConfigError(f"{w}: curve = {r['curve']!r} is not one of {', '.join(CURVES)}")
         action = "" if actions[0] == "param" else actions[0]
-        m.cc.append(CCRule(int(r["control"]), str(r.get("param", "")), r.get("channel"), r.get("min"), r.get("max"),
-                           r.get("curve", "linear"), action, r.get(action) if action else None))
-    for i, r in enumerate(data.get("note", [])):
+        m.cc.append(CCRule(_int(r["control"], w, 0, 127), str(r.get("param", "")), _channel(r, w), r.get("min"),
+                           r.get("max"), r.get("curve", "linear"), action, r.get(action) if action else None))
+    for i, r in enumerate(_tables(data, "note", path)):
         w = f"{path} [[note]][{i}]"
-        _check(r, {"note", "channel", "genre", "cue", "tap", "jump", "param", "value"}, w)
-        actions = [k for k in ("genre", "cue", "tap", "jump", "param") if k in r]
+        check_keys(r, {"note", "channel", "param", "value", *ACTIONS}, w)
+        actions = [k for k in (*ACTIONS, "param") if k in r]
         if "note" not in r or len(actions) != 1:
-            raise ConfigError(f"{w}: needs note and exactly one of genre, cue, tap, jump, param")
+            raise ConfigError(f"{w}: needs note and exactly one of {', '.join(ACTIONS)}, param")
         action = actions[0]
         value = r.get("value", "toggle") if action == "param" else r.get(action)
-        m.notes.append(NoteRule(int(r["note"]), r.get("channel"), action, value, r.get("param", "")))
+        m.notes.append(NoteRule(_int(r["note"], w, 0, 127), _channel(r, w), action, value, r.get("param", "")))
     clock = data.get("clock", {})
-    _check(clock, {"follow"}, f"{path} [clock]")
+    check_keys(clock, {"follow"}, f"{path} [clock]")
     m.follow_clock = bool(clock.get("follow", True))
     return m
 
 
+def _tables(data: dict, key: str, path: Path) -> list[dict]:
+    items = data.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
+        raise ConfigError(f"{path}: {key} must be an array of tables ([[{key}]])")
+    return items
+
+
+def _int(value, where: str, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{where}: {value!r} is not a MIDI number ({lo}-{hi})")
+    return value
+
+
+def _channel(r: dict, where: str) -> int | None:
+    return None if r.get("channel") is None else _int(r["channel"], where + " channel", 0, 15)
+
+
 def save_mapping(m: Mapping, path: str | Path) -> None:
     import tomli_w
-
-    from vj.runs import atomic_write_text
 
     def clean(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
@@ -134,7 +148,7 @@ def map_message(m: Mapping, msg, params: dict | None = None) -> list[tuple[str, 
             if r.control == msg.control and (r.channel is None or r.channel == channel):
                 if r.action:
                     if msg.value >= 64:
-                        out.append((r.action, r.value if r.action in ("genre", "cue") else None))
+                        out.append((r.action, r.value if COMMANDS[r.action].arg else None))
                     continue
                 p = (params or {}).get(r.param)
                 lo = r.min if r.min is not None else (p.lo if p else 0.0)
@@ -145,7 +159,7 @@ def map_message(m: Mapping, msg, params: dict | None = None) -> list[tuple[str, 
             if r.note == msg.note and (r.channel is None or r.channel == channel):
                 if r.action == "param":
                     out.append((r.param, r.value))
-                elif r.action in ("tap", "jump"):
+                elif not COMMANDS[r.action].arg:
                     out.append((r.action, None))
                 else:
                     out.append((r.action, r.value))
@@ -156,7 +170,7 @@ def learn(m: Mapping, param: str, msg) -> Mapping:
     """Bind ``param`` (a parameter name, or ``genre:NAME`` / ``cue:NAME`` / ``tap``) to the control in ``msg``."""
     channel = getattr(msg, "channel", None)
     if msg.type == "control_change":
-        if ":" in param or param in ("tap", "jump"):
+        if ":" in param or param in ACTIONS:
             raise ValueError(f"{param!r} needs a note or pad, not a knob/fader")
         m.cc = [r for r in m.cc if not (r.control == msg.control and r.channel == channel)]
         m.cc.append(CCRule(msg.control, param, channel))
@@ -165,7 +179,7 @@ def learn(m: Mapping, param: str, msg) -> Mapping:
         if ":" in param:
             action, value = param.split(":", 1)
             m.notes.append(NoteRule(msg.note, channel, action, value))
-        elif param in ("tap", "jump"):
+        elif param in ACTIONS:
             m.notes.append(NoteRule(msg.note, channel, param, None))
         else:
             m.notes.append(NoteRule(msg.note, channel, "param", "toggle", param))

@@ -5,6 +5,7 @@ Needs the ``midi`` extra (python-rtmidi). ``VJ_MIDI_BACKEND`` picks mido's backe
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -20,13 +21,32 @@ class MidiUnavailable(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """ALSA's C library prints its own errors (``ALSA lib seq_hw.c: open /dev/snd/seq failed``) straight to
+    file descriptor 2 when there is no MIDI system; our one line says it better."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def backend():
     """mido's backend, or MidiUnavailable with one line saying how to get it."""
     try:
         import mido
 
         be = mido.Backend(os.environ.get("VJ_MIDI_BACKEND", "mido.backends.rtmidi"), load=True)
-        be.get_input_names()
+        with quiet_stderr():
+            be.get_input_names()
         return be
     except ImportError:
         raise MidiUnavailable("MIDI needs python-rtmidi: pip install 'reframe-vj[midi]'") from None

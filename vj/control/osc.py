@@ -1,18 +1,22 @@
 """OSC in and out. Routing knows no transport (``OscRouter``); the server only feeds it datagrams.
 
-Address space, from the parameter catalogue: ``/vj/<param path>`` with dots as slashes
-(``/vj/layer/clips/opacity 0.5``), plus ``/vj/genre NAME``, ``/vj/cue NAME``, ``/vj/tap``, ``/vj/bpm X``
-and ``/vj/jump``. Everything malformed, unknown or out of range is dropped or clamped and counted.
+Address space, from the parameter store and the command table: ``/vj/<param path>`` with dots as
+slashes (``/vj/layer/clips/opacity 0.5``), every command (``/vj/genre NAME``, ``/vj/cue NAME``,
+``/vj/tap``, ``/vj/jump``...) and the aliases (``/vj/bpm X``). Datagrams are untrusted: parsing is bounded
+(depth, element count, string size); everything malformed, unknown or out of range is dropped or clamped,
+counted, and named in the show log (rate-limited) and on OSC feedback as ``/vj/error``.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
 import time
 from typing import Any, Iterable
 
-from vj.params import COMMANDS, ParamStore
+from vj.commands import ALIASES, COMMANDS, resolve
+from vj.params import ParamStore
 
 log = logging.getLogger(__name__)
 PREFIX = "/vj/"
@@ -23,51 +27,132 @@ def address_of(param: str) -> str:
     return PREFIX + param.replace(".", "/")
 
 
+MAX_DEPTH = 8           # bundles inside bundles: deeper is hostile, not a controller
+MAX_ELEMENTS = 1024     # messages in one datagram
+MAX_STRING = 1024       # bytes of a string argument (a genre or cue name)
+
+
 class OscRouter:
     def __init__(self, store: ParamStore):
         self.store = store
 
     def handle(self, address: str, args: Iterable[Any]) -> bool:
-        """Turn one OSC message into one event; False (and counted) when it was dropped."""
+        """Turn one OSC message into one event; False (and counted, and named) when it was dropped."""
         args = list(args)
         if not address.startswith(PREFIX):
-            self.store.drop("unknown address")
+            self.store.drop("unknown address", f"OSC address {address[:80]!r} is not under {PREFIX}")
             return False
-        name = address[len(PREFIX):].replace("/", ".")
-        if name in COMMANDS:
-            if name in ("genre", "cue") and not (args and isinstance(args[0], str)):
-                self.store.drop("bad value")
+        name = resolve(address[len(PREFIX):].replace("/", "."))
+        command = COMMANDS.get(name)
+        if command is not None:
+            if command.arg and not (args and isinstance(args[0], str)):
+                self.store.drop("bad value", f"{address} needs a {command.arg} name (a string)")
                 return False
-            if name == "bpm" and not (args and isinstance(args[0], (int, float)) and not isinstance(args[0], bool)):
-                self.store.drop("bad value")
-                return False
-            self.store.push(name, args[0] if args else None, "osc")
+            self.store.push(name, args[0][:MAX_STRING] if command.arg else None, "osc")
             return True
         if name not in self.store:
-            self.store.drop("unknown address")
+            self.store.drop("unknown address", f"OSC address {address[:80]!r} is not a parameter or command "
+                                               f"(see vj osc --list)")
             return False
         if len(args) != 1 or not isinstance(args[0], (int, float, str, bool)):
-            self.store.drop("bad value")
+            self.store.drop("bad value", f"{address} takes one number, got {len(args)} arguments")
             return False
         self.store.push(name, args[0], "osc")  # the store clamps, or drops a non-number as "bad value"
         return True
 
     def handle_datagram(self, data: bytes) -> int:
-        """Parse a datagram (message or bundle); returns the number of messages routed."""
+        """Parse a datagram (message or bundle, bounded: ``MAX_DEPTH`` levels, ``MAX_ELEMENTS`` messages);
+        returns the number of messages routed. Nothing in a datagram can raise out of here."""
         simple = parse_simple(data)
         if simple is not None:  # the common case, parsed without python-osc's general machinery
             return int(self.handle(*simple))
-        from pythonosc.osc_packet import OscPacket, ParseError
-
         try:
-            packet = OscPacket(data)
-        except (ParseError, ValueError, IndexError, TypeError, OverflowError):
-            self.store.drop("malformed")
+            messages = list(_walk(data))
+        except _Hostile as exc:
+            self.store.drop("malformed", f"OSC datagram dropped: {exc}")
             return 0
         routed = 0
-        for timed in packet.messages:
-            routed += self.handle(timed.message.address, timed.message.params)
+        for address, args in messages:
+            routed += self.handle(address, args)
         return routed
+
+
+class _Hostile(ValueError):
+    pass
+
+
+def _walk(data: bytes):
+    """(address, args) of every message in a datagram, bundles walked with an explicit stack (python-osc's
+    own parser recurses, and a bundle nested a few hundred deep raised RecursionError out of it)."""
+    import struct
+
+    stack = [(data, 0)]
+    count = 0
+    while stack:
+        dgram, depth = stack.pop()
+        if dgram.startswith(b"#bundle\0"):
+            if depth >= MAX_DEPTH:
+                raise _Hostile(f"bundles nested deeper than {MAX_DEPTH}")
+            if len(dgram) < 16 or len(dgram) % 4:
+                raise _Hostile("truncated bundle")
+            pos, inner = 16, []
+            while pos < len(dgram):
+                if pos + 4 > len(dgram):
+                    raise _Hostile("truncated bundle")
+                (size,) = struct.unpack_from(">i", dgram, pos)
+                if size <= 0 or pos + 4 + size > len(dgram):
+                    raise _Hostile("bad bundle element size")
+                inner.append((dgram[pos + 4:pos + 4 + size], depth + 1))
+                pos += 4 + size
+                if len(inner) > MAX_ELEMENTS:
+                    raise _Hostile(f"more than {MAX_ELEMENTS} elements")
+            stack.extend(reversed(inner))  # in order
+            continue
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise _Hostile(f"more than {MAX_ELEMENTS} messages")
+        simple = parse_simple(dgram)
+        if simple is None:
+            simple = _general_message(dgram)
+        yield simple
+
+
+def _general_message(dgram: bytes):
+    """A message ``parse_simple`` does not take (blobs, arrays, MIDI...), by python-osc."""
+    from pythonosc.osc_message import OscMessage
+
+    if not dgram.startswith(b"/"):
+        raise _Hostile("not an OSC message")
+    try:
+        msg = OscMessage(dgram)
+        return msg.address, msg.params
+    except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes
+        raise _Hostile(f"unreadable message ({type(exc).__name__})") from None
+
+
+class _LibraryLogs(logging.Filter):
+    """Takes python-osc's records off the root logger and hands them to the current show's store."""
+    store: ParamStore | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "pythonosc" not in record.pathname or self.store is None:
+            return True
+        self.store.drop("malformed")
+        self.store.guard.warn("python-osc", "OSC: python-osc could not read part of a datagram")
+        return False
+
+
+_LIBRARY_LOGS = _LibraryLogs()
+
+
+def route_library_logs(store: ParamStore) -> None:
+    """python-osc writes warnings about odd datagrams to the root logger, raw bytes included (twenty 65 KB
+    bundles wrote 325,252 lines). Its records are counted as dropped input and logged by the show's guard
+    (rate-limited) instead."""
+    _LIBRARY_LOGS.store = store
+    root = logging.getLogger()
+    if _LIBRARY_LOGS not in root.filters:
+        root.addFilter(_LIBRARY_LOGS)
 
 
 _ARG = {ord("f"): (">f", 4), ord("i"): (">i", 4), ord("d"): (">d", 8), ord("h"): (">q", 8)}
@@ -130,10 +215,16 @@ class OscServer:
         self.allow = set(allow or ())
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError as exc:
+            self.sock.close()
+            why = "is in use (another vj live?)" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
+            raise ValueError(f"OSC port {host}:{port} {why}: pick another --osc-port") from None
+        route_library_logs(router.store)
         self.batch_wait = 0.01   # seconds between batches (the frame loop also polls before every frame)
         self.slice = 32          # datagrams routed per hold of the interpreter lock (~0.15 ms)
-        self._commands = {(PREFIX + c).encode() for c in COMMANDS}
+        self._commands = {(PREFIX + c).encode() for c in COMMANDS}  # never merged in a burst
         self.address = self.sock.getsockname()
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.sock.setblocking(False)
@@ -224,36 +315,52 @@ class OscServer:
 
 
 class OscFeedback:
-    """Sends every applied parameter change (and genre switches) back to a controller, e.g. TouchOSC."""
+    """Sends every change (parameters, the genre, control errors) back to a controller, e.g. TouchOSC:
+    ``/vj/<param> value``, ``/vj/genre name``, ``/vj/error "unknown genre 'Photo' (known: ...)"``."""
 
     def __init__(self, host: str, port: int):
         from pythonosc.udp_client import SimpleUDPClient
 
         self.client = SimpleUDPClient(host, port)
 
-    def param(self, name: str, value: float) -> None:
+    def __call__(self, name: str, value: Any) -> None:
+        """A store listener (``ParamStore.on_change``)."""
         try:
-            self.client.send_message(address_of(name), float(value))
+            if isinstance(value, str):
+                self.client.send_message(PREFIX + name.replace(".", "/"), value)
+            else:
+                self.client.send_message(address_of(name), float(value))
         except OSError as exc:  # a controller that went away must not stop the show
-            log.debug("OSC feedback failed: %s", exc)
-
-    def genre(self, name: str) -> None:
-        try:
-            self.client.send_message(PREFIX + "genre", name)
-        except OSError as exc:
             log.debug("OSC feedback failed: %s", exc)
 
     def close(self) -> None:
         self.client._sock.close()
 
 
-def address_table(store: ParamStore) -> list[tuple[str, str, str, str]]:
-    """(address, range, default, help) for every address, for ``vj osc --list`` and the README."""
-    rows = [(address_of(p.name), p.describe(), f"{p.default:g}" if p.kind != "choice" else p.choices[int(p.default)],
-             p.help) for p in store.params.values()]
-    rows += [(PREFIX + "genre", "genre name", "", "switch genre (clips, generator, mosaic) with a crossfade"),
-             (PREFIX + "cue", "cue name", "", "fire a named cue from the cue list"),
-             (PREFIX + "tap", "", "", "tap tempo"),
-             (PREFIX + "bpm", "20..300", "", "set the tempo"),
-             (PREFIX + "jump", "", "", "jump clip layers to a random clip and position")]
+def parse_host_port(text: str, what: str = "--osc-feedback") -> tuple[str, int]:
+    """``HOST:PORT`` (or ``PORT``, on 127.0.0.1) -> (host, port), or ValueError in one line."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"{what} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9001") from None
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{what} {text!r}: port must be 1-65535")
+    return host or "127.0.0.1", number
+
+
+def address_table(store: ParamStore, genres: Iterable[str] = (), cues: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
+    """(address, range, default, help) for every address, for ``vj osc --list`` and the README: every
+    parameter, every command (genre and cue with the scene's names), and the aliases."""
+    rows = [(address_of(p.name), p.describe(), p.shown(p.coerce(p.default)),
+             p.help + (" (read-only: sent, not received)" if p.readonly else "")) for p in store.params.values()]
+    names = {"genre": "|".join(genres) or "genre name", "cue": "|".join(cues) or "cue name",
+             "param": "parameter name"}
+    for c in COMMANDS.values():
+        rows.append((PREFIX + c.name, names.get(c.arg, ""), "", c.help))
+    for alias, target in ALIASES.items():
+        p = store.params.get(target)
+        rows.append((PREFIX + alias, p.describe() if p else "", "", f"the same as {address_of(target)}"))
     return rows

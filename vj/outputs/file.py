@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vj.media import VideoWriter
+from vj.core.media import VideoWriter
 
 # x264 preset of offline show renders. Measured on a 1080p30 render of the benchmark show (2-core CPU, CRF 17):
 # superfast 24 ms of CPU a frame, veryfast 37 ms, so only superfast leaves the renderer room to stay ahead of

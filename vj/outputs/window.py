@@ -1,6 +1,5 @@
-"""The pygame window: shows frames, turns key presses into events, draws the help overlay.
+"""The pygame window: shows frames, hands key presses to the scene's key bindings, draws the help overlay.
 
-Keys act at once: each press becomes an event in the parameter store (or a genre/cue/tap command).
 Closing the window or pressing Escape ends the show cleanly.
 """
 from __future__ import annotations
@@ -10,19 +9,34 @@ import os
 
 import numpy as np
 
-from vj.params import ParamStore, parse_action
+from vj.control.keys import KeyBindings
+from vj.params import ParamStore
 
 log = logging.getLogger(__name__)
 
 
+class NoDisplay(RuntimeError):
+    """There is no screen to open a window on."""
+
+
 class WindowOutput:
-    def __init__(self, size: tuple[int, int], store: ParamStore, keys: dict[str, str], fullscreen: bool = False,
+    def __init__(self, size: tuple[int, int], store: ParamStore, keys: KeyBindings, fullscreen: bool = False,
                  display: int = 0, title: str = "reframe-vj"):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
 
         self.pg = pygame
-        pygame.display.init()
+        if not os.environ.get("SDL_VIDEODRIVER") and not os.environ.get("DISPLAY") \
+                and not os.environ.get("WAYLAND_DISPLAY") and os.name == "posix" and not _is_macos():
+            raise NoDisplay("no display to open a window on (DISPLAY is not set): add --headless, "
+                            "or set DISPLAY")
+        try:
+            pygame.display.init()
+        except pygame.error as exc:
+            raise NoDisplay(f"cannot open a window ({exc}): add --headless, or set DISPLAY") from None
+        if pygame.display.get_driver() in ("offscreen", "dummy") and "SDL_VIDEODRIVER" not in os.environ:
+            pygame.display.quit()
+            raise NoDisplay("no display to open a window on: add --headless, or set DISPLAY")
         pygame.font.init()
         flags = pygame.FULLSCREEN if fullscreen else 0
         if fullscreen:
@@ -31,17 +45,14 @@ class WindowOutput:
         pygame.display.set_caption(title)
         self.size = size
         self.store = store
-        self.actions = {}
-        for key, action in keys.items():
+        self.keys = keys
+        for key in keys.actions:
             try:
-                code = pygame.key.key_code(key)
+                pygame.key.key_code(key)
             except ValueError:
                 log.warning("keys: %r is not a key name; ignored", key)
-                continue
-            self.actions[code] = parse_action(action)
         self.help = False
         self.font = pygame.font.Font(None, 24)
-        self.present_ms = 0.0
 
     def write(self, frame: np.ndarray, t: float) -> None:
         pg = self.pg
@@ -49,11 +60,9 @@ class WindowOutput:
             if ev.type == pg.QUIT or (ev.type == pg.KEYDOWN and ev.key == pg.K_ESCAPE):
                 raise StopIteration
             if ev.type == pg.KEYDOWN:
-                if ev.key in (pg.K_h, pg.K_F1) and ev.key not in self.actions:
+                name = pg.key.name(ev.key)
+                if not self.keys.press(name, self.store) and ev.key in (pg.K_h, pg.K_F1):
                     self.help = not self.help
-                elif ev.key in self.actions:
-                    name, value = self.actions[ev.key]
-                    self.store.push(name, value, "key")
         surf = pg.image.frombuffer(np.ascontiguousarray(frame), self.size, "RGB")
         self.screen.blit(surf, (0, 0))
         if self.help:
@@ -62,9 +71,7 @@ class WindowOutput:
 
     def _overlay(self) -> None:
         pg = self.pg
-        lines = ["keys (h: hide help, Esc: quit)"] + [
-            f"{pg.key.name(code):>8}  {name}{'' if value is None else ' ' + str(value)}"
-            for code, (name, value) in self.actions.items()] + [self.store.status()]
+        lines = ["keys (h: hide help, Esc: quit)"] + self.keys.help_lines() + [self.store.status()]
         box = pg.Surface((min(self.size[0], 520), 22 * len(lines) + 12), pg.SRCALPHA)
         box.fill((0, 0, 0, 180))
         for i, line in enumerate(lines):
@@ -77,3 +84,9 @@ class WindowOutput:
 
     def close(self) -> None:
         self.pg.display.quit()
+
+
+def _is_macos() -> bool:
+    import sys
+
+    return sys.platform == "darwin"

@@ -14,10 +14,11 @@ import re
 import time
 from pathlib import Path
 
+from vj.core.config import PRESETS
+
 log = logging.getLogger("vj")
-ROOT = Path(__file__).resolve().parents[1]
-SCENE = ROOT / "presets" / "scenes" / "demo.toml"
-CUES = ROOT / "presets" / "cues" / "demo.toml"
+SCENE = PRESETS / "scenes" / "demo.toml"
+CUES = PRESETS / "cues" / "demo.toml"
 GENRES = ("plasma", "tunnel", "particles", "typography")
 
 
@@ -30,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-seconds", type=float, default=120.0,
                    help="GAN training budget shared by the four genres (default 120)")
     p.add_argument("--live", action="store_true", help="play the show in a window instead of rendering it")
+    p.add_argument("--web", default="127.0.0.1:8080", metavar="[HOST:]PORT",
+                   help="with --live: the control page's address (default %(default)s; 'off' for none)")
     p.add_argument("--fresh", action="store_true", help="redo every step even if its output exists")
     p.set_defaults(func=cmd_demo)
 
@@ -48,40 +51,39 @@ def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     from gan.clips import learning_clip, walk_clip
     from gan.config import TrainConfig
     from gan.train import train_queue
-    from vj.runs import gan_dir
+    from vj.core.runs import GanRun
 
     runs = out / "runs"
     jobs = []
     for genre, folder in folders.items():
-        if not (gan_dir(runs, genre) / "ckpt.pt").exists():
+        run = GanRun.of(runs, genre)
+        if not run.ckpt.exists():
             # small and quick on two cores: a higher learning rate and small batches give a few hundred
             # steps per genre, enough to go from grey noise to the genre's colours and shapes
             cfg = TrainConfig(genre=genre, videos=str(folder), size=64, ngf=24, ndf=16, batch=8, fps=6, lr=8e-4,
-                              epochs=10**6, hours=budget / 3600, n_fixed=36, device="auto",
+                              epochs=0, hours=budget / 3600, n_fixed=36, device="auto",
                               augment="translation,color")
-            jobs.append((cfg, gan_dir(runs, genre)))
+            jobs.append((cfg, run))
     if jobs:
         log.info("demo: training %d genre GANs for %.0f s in all", len(jobs), budget)
         for o in train_queue(jobs, resume=False):
             log.info("demo: %s %s after %d epochs%s", o.genre, o.status, o.epoch, f" ({o.message})" if o.message else "")
     for genre in folders:
-        run = gan_dir(runs, genre)
-        if not (run / "clips" / "learning.mp4").exists():
-            learning_clip(run, run / "clips" / "learning.mp4", fps=30, height=360, blend=2, progress=False)
-        if not (run / "clips" / "walk.mp4").exists():
-            walk_clip(run, run / "clips" / "walk.mp4", seconds=8, fps=30, height=256, progress=False)
+        run = GanRun.of(runs, genre)
+        if not run.clip("learning").exists():
+            learning_clip(run, run.clip("learning"), fps=30, height=360, blend=2, progress=False)
+        if not run.clip("walk").exists():
+            walk_clip(run, run.clip("walk"), seconds=8, fps=30, height=256, progress=False)
 
 
-def build_mosaic(out: Path, folders: dict[str, Path]) -> Path | None:
-    try:
-        from mosaic.pipeline import BuildSettings, build
-    except ImportError:
-        return None
-    run = out / "runs" / "mosaic" / "demo"
+def build_mosaic(out: Path, folders: dict[str, Path]):
+    from mosaic.pipeline import BuildSettings, build
+    from mosaic.render import render_poster_file
+    from vj.core.runs import MosaicRun
+
+    run = MosaicRun.of(out / "runs", "demo")
     settings = BuildSettings(fps=6.0, grid=(20, 10), tile=96, perplexity=10)
     build(list(folders.values()), run, settings)
-    from mosaic.render import render_poster_file
-
     render_poster_file(run, out / "poster.png", tile=64)
     return run
 
@@ -114,20 +116,16 @@ def cmd_demo(args) -> int:
     from vj.procedural import write_beat_track
 
     track = write_beat_track(out / "beat.wav", seconds=args.seconds, bpm=124)
-    ns = argparse.Namespace(scene=scene, cues=CUES, size=args.size, fps=None, log=out / "show.log", device="cpu",
-                            seconds=args.seconds, out=out / "showcase.mp4", audio=track,
-                            render_scale=None)
-    from vj.engine_cli import cmd_live, cmd_render
+    from vj.cli.show import play_live, render_show
 
     if args.live:
+        from vj.cli.control import LiveControl
+
         log.info("demo: [4/4] playing live (keys 1-4 genres, space tap, h help, Esc quits)")
-        ns.fullscreen, ns.display, ns.headless, ns.record = False, 0, False, None
-        ns.osc_port = ns.midi = ns.ndi = ns.syphon = ns.spout = None
-        ns.vcam, ns.audio_device = False, None
-        cmd_live(ns)
+        play_live(scene, CUES, args.size, log_file=out / "show.log", control=LiveControl(web=args.web))
     else:
         log.info("demo: [4/4] rendering the %g s showcase", args.seconds)
-        cmd_render(ns)
+        render_show(scene, out / "showcase.mp4", args.seconds, CUES, track, args.size, log_file=out / "show.log")
     log.info("\ndemo finished in %.0f s. Outputs in %s/:", time.time() - t0, out)
     if not args.live:
         log.info("  showcase.mp4                  the rendered show with its beat (scene.toml, presets/cues/demo.toml)")

@@ -3,19 +3,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 log = logging.getLogger("vj")
-MAPPINGS = Path(__file__).resolve().parents[2] / "presets" / "mappings"
+from vj.core.config import PRESETS
+
+MAPPINGS = PRESETS / "mappings"
+
+
+def port(text: str) -> int:
+    """A UDP/TCP port for argparse: 1-65535, one line otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return value
 
 
 def add_live_control_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("control")
-    g.add_argument("--osc-port", type=int, help="listen for OSC on this UDP port (e.g. 9000)")
+    g.add_argument("--osc-port", type=port, help="listen for OSC on this UDP port (e.g. 9000)")
     g.add_argument("--osc-host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     g.add_argument("--osc-allow", action="append", metavar="IP", help="accept OSC only from these senders")
-    g.add_argument("--osc-feedback", metavar="HOST:PORT", help="send parameter changes back (e.g. to TouchOSC)")
+    g.add_argument("--osc-feedback", metavar="HOST:PORT",
+                   help="send every change (parameters, genre, errors) to this address, e.g. TouchOSC's")
     g.add_argument("--midi", metavar="PORT", nargs="?", const="",
                    help="listen to MIDI ports whose name contains PORT (all when empty)")
     g.add_argument("--mapping", type=Path, default=MAPPINGS / "generic.toml", help="MIDI mapping TOML")
@@ -26,37 +41,60 @@ def add_live_control_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--vcam", action="store_true", help="send to a virtual camera (extra: vcam)")
 
 
-def start_live_control(args, engine, outputs: list) -> list:
-    """Start what the flags ask for; each piece that cannot run logs one line and the rest goes on."""
+@dataclass
+class LiveControl:
+    """What ``vj live`` listens to and sends to, besides its window (the control and output flags)."""
+    osc_port: int | None = None
+    osc_host: str = "127.0.0.1"
+    osc_allow: list[str] | None = None
+    osc_feedback: str | None = None
+    midi: str | None = None
+    mapping: Path = MAPPINGS / "generic.toml"
+    ndi: str | None = None
+    syphon: str | None = None
+    spout: str | None = None
+    vcam: bool = False
+    web: str | None = None        # [HOST:]PORT of the control page and API
+
+    @classmethod
+    def from_args(cls, args) -> "LiveControl":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+def start_live_control(args: LiveControl, engine, outputs: list) -> list:
+    """Start what the flags ask for; each piece that cannot run logs one line and the rest goes on (a
+    port that is in use, or a bad --osc-feedback, is an error before the show starts)."""
     from vj.outputs.platform import OutputUnavailable, open_output
 
     closers = []
     for kind in ("ndi", "syphon", "spout", "vcam"):
-        name = getattr(args, kind)
+        name = getattr(args, kind, None)
         if name:
             try:
                 outputs.append(open_output(kind, "reframe-vj" if name is True else name, engine.size, engine.fps))
                 log.info("output: %s on", kind)
             except OutputUnavailable as exc:
                 log.warning("output: %s", exc)
-    if args.osc_port is not None:
-        from vj.control.osc import OscFeedback, OscRouter, OscServer
+    if getattr(args, "osc_feedback", None):
+        from vj.control.osc import OscFeedback, parse_host_port
+
+        fb = OscFeedback(*parse_host_port(args.osc_feedback))
+        engine.store.on_change(fb)
+        closers.append(fb)
+    if getattr(args, "osc_port", None) is not None:
+        from vj.control.osc import OscRouter, OscServer
 
         server = OscServer(OscRouter(engine.store), args.osc_host, args.osc_port, args.osc_allow)
         engine.before_frame.append(server.poll)
         closers.append(server)
-        if args.osc_feedback:
-            host, port = args.osc_feedback.rsplit(":", 1)
-            fb = OscFeedback(host, int(port))
-            engine.store.on_change(fb.param)
-            engine.genre_listeners.append(fb.genre)
-            closers.append(fb)
-    if args.midi is not None:
+    if getattr(args, "midi", None) is not None:
         from vj.control.mapping import load_mapping
         from vj.control.midi import MidiControl, MidiUnavailable
 
         try:
-            closers.append(MidiControl(engine.store, load_mapping(args.mapping), args.midi, args.mapping))
+            midi = MidiControl(engine.store, load_mapping(args.mapping), args.midi, args.mapping)
+            engine.learners.append(midi.arm)
+            closers.append(midi)
         except MidiUnavailable as exc:
             log.warning("midi: %s", exc)
     return closers
@@ -67,6 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description="Every OSC address a scene understands, with range and default.")
     osc.add_argument("--list", action="store_true", help="print every address (the default)")
     osc.add_argument("--scene", type=Path, help="scene TOML (default: presets/scenes/demo.toml)")
+    osc.add_argument("--cues", type=Path, help="cue list TOML: its named cues are listed as /vj/cue's arguments")
     osc.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")
     osc.set_defaults(func=cmd_osc)
 
@@ -81,13 +120,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_osc(args) -> int:
+    from vj.control.cues import load_cues
     from vj.control.osc import address_table
     from vj.engine import Engine
     from vj.scene import load_scene
 
-    scene = load_scene(args.scene or Path(__file__).resolve().parents[2] / "presets" / "scenes" / "demo.toml")
-    engine = Engine(scene, exact=True)
-    rows = address_table(engine.store)
+    logging.getLogger("vj.scene").setLevel(logging.ERROR)  # a listing, not a show: missing media do not matter
+    logging.getLogger("vj.show").setLevel(logging.WARNING)
+    scene = load_scene(args.scene or PRESETS / "scenes" / "demo.toml")
+    cues = load_cues(args.cues, scene.bpm) if getattr(args, "cues", None) else []
+    engine = Engine(scene, exact=True, cues=cues)
+    rows = address_table(engine.store, scene.genres, engine.cues.named)
     engine.close()
     if args.markdown:
         print("| address | range | default | what |\n|---|---|---|---|")

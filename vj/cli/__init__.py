@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gan.cli import add_parser as add_gan
 
     add_gan(sub)
-    for module in ("mosaic.cli", "vj.engine_cli", "vj.control.cli", "vj.demo"):
+    for module in ("mosaic.cli", "vj.cli.show", "vj.cli.control", "vj.cli.demo"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as exc:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     from gan.data import NoUsableVideo
-    from vj.media import MediaError
+    from vj.core.media import MediaError
 
     try:
         return int(args.func(args) or 0)

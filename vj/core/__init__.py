@@ -1,0 +1,9 @@
+"""The foundation every part stands on; it imports nothing of reframe-vj above it.
+
+    media   the one video module: probe, read frames at N fps, crop/resize, write mp4 streaming
+    config  the one loader and validator of settings objects (TOML, --set, unknown keys named)
+    runs    the one owner of run-directory names and layout (gan and mosaic write, the engine reads)
+    onnx    export a network once, open a CPU session (mosaic features, live generators)
+
+gan/ and mosaic/ import only this package from vj/; an import-linter contract (pyproject.toml) keeps it so.
+"""

@@ -1,0 +1,165 @@
+"""The one run-directory layout: the pipelines write through it, the engine reads genres through it.
+
+    runs/gan/<genre>/     config.toml  ckpt.pt  log.csv  loss.png  generator.pt  samples/  clips/  frames/
+    runs/mosaic/<name>/   settings.json  atlas.npy  index.csv  features.npy  coords.npy  grid.npy  grid.csv
+                          strips.npy  cache/  poster.png  tsne.png  query.png
+
+Only this module spells those names. Every file is written atomically (a temp file in the same folder,
+fsync, rename): a reader sees the old file or the new one, never half of one, and a kill at any moment
+leaves at most a temp file, which ``clean_temp`` removes at the next start. A full disk keeps the old
+file and says how much space the new one needed.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_RUNS = Path(os.environ.get("VJ_RUNS", "runs"))
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TEMP = ".tmp"  # in every temp file's name: .<name>.tmp<pid>
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"{what} {name!r} must be letters, digits, '_', '-' or '.', at most 64 characters")
+    return name
+
+
+class DiskFull(OSError):
+    """A write ran out of space; the file it would have replaced is untouched."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{_TEMP}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFull(exc.errno, f"disk full writing {path}: it needs {_mb(len(data))}, {_mb(free)} free "
+                                      f"(the previous {path.name} is kept)") from None
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def clean_temp(folder: Path) -> list[Path]:
+    """Remove temp files a killed writer left in ``folder`` and its subfolders (not ``frames/``, whose cache
+    repairs itself); returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.rglob(f".*{_TEMP}*"):
+        if p.is_file() and "frames" not in p.relative_to(folder).parts[:-1]:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+@dataclass(frozen=True)
+class GanRun:
+    """``runs/gan/<genre>/``: one genre's training run."""
+    path: Path
+
+    @classmethod
+    def of(cls, runs: str | Path, genre: str) -> "GanRun":
+        return cls(Path(runs) / "gan" / check_name(genre, "genre"))
+
+    @property
+    def genre(self) -> str:
+        return self.path.name
+
+    config = property(lambda self: self.path / "config.toml")   # the truth of the run: resume reads it
+    ckpt = property(lambda self: self.path / "ckpt.pt")         # weights, optimisers, counters, RNG
+    log = property(lambda self: self.path / "log.csv")          # one row per epoch: losses, KID
+    loss_plot = property(lambda self: self.path / "loss.png")
+    exported = property(lambda self: self.path / "generator.pt")  # the generator alone (vj gan export)
+    samples = property(lambda self: self.path / "samples")
+    clips = property(lambda self: self.path / "clips")
+    frames = property(lambda self: self.path / "frames")        # the memory-mapped training frames
+
+    def sample_dir(self, latent: int | None = None) -> Path:
+        """The grid samples, or one fixed latent's own track (``z00``...)."""
+        return self.samples if latent is None else self.samples / f"z{latent:02d}"
+
+    def sample_files(self, latent: int | None = None) -> list[Path]:
+        """The sample PNGs in time order (their names sort chronologically)."""
+        return sorted(self.sample_dir(latent).glob("epoch_*.png"))
+
+    def clip(self, name: str) -> Path:
+        return self.clips / f"{name}.mp4"
+
+    def clip_files(self) -> list[Path]:
+        return sorted(self.clips.glob("*.mp4"))
+
+    def generator(self) -> Path | None:
+        """The file a live layer loads: the checkpoint, else an exported generator; None when neither."""
+        for p in (self.ckpt, self.exported):
+            if p.exists():
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class MosaicRun:
+    """``runs/mosaic/<name>/``: one mosaic's stages, each cached with the settings that made it."""
+    path: Path
+
+    @classmethod
+    def of(cls, runs: str | Path, name: str) -> "MosaicRun":
+        return cls(Path(runs) / "mosaic" / check_name(name, "mosaic name"))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    settings = property(lambda self: self.path / "settings.json")
+    index = property(lambda self: self.path / "index.csv")      # i, source file, timestamp
+    grid_csv = property(lambda self: self.path / "grid.csv")    # row, col, source, timestamp
+    cache = property(lambda self: self.path / "cache")          # per input file: tiles and features
+    poster = property(lambda self: self.path / "poster.png")
+    plot = property(lambda self: self.path / "tsne.png")
+    query = property(lambda self: self.path / "query.png")
+
+    def array(self, stage: str) -> Path:
+        """``atlas``, ``features``, ``coords``, ``grid`` or ``strips`` as ``.npy``."""
+        if stage not in ("atlas", "features", "coords", "grid", "strips"):
+            raise ValueError(f"no mosaic stage {stage!r}")
+        return self.path / f"{stage}.npy"
+
+
+def gan_dir(runs: str | Path, genre: str) -> Path:
+    return GanRun.of(runs, genre).path
+
+
+def mosaic_dir(runs: str | Path, name: str) -> Path:
+    return MosaicRun.of(runs, name).path
+
+
+def save_png(path: Path, image) -> None:
+    """An (H, W, 3) uint8 image as a PNG, written atomically (a kill never leaves a zero-byte PNG)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    atomic_write_bytes(Path(path), buf.getvalue())

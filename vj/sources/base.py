@@ -1,0 +1,99 @@
+"""What every layer source is: one protocol, ``frame(ctx, p) -> (H, W, 3) uint8`` at the render size (or
+the same as :class:`vj.mix.Rows`, an upscale the compositor finishes while it mixes).
+
+``ctx`` is the frame's time, beat and index (``vj.effects.FrameContext``); ``p`` holds the source's own
+parameter values (drained from the store this frame), named as the class declares them in ``params``:
+each source declares its parameters, their ranges and defaults once, there. Sources that do slow work
+(decoding clips, running a generator) do it in a worker thread and return their latest frame at once when
+``exact`` is False (live); with ``exact`` True (offline render) they compute the exact frame for ``t`` and
+may block, so a render is frame-for-frame repeatable.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+import numpy as np
+
+from vj.core.media import center_crop
+from vj.mix import Rows, scale_rows
+from vj.params import Param
+
+if TYPE_CHECKING:
+    from vj.sources.clip import ClipLibrary
+
+
+@dataclass(frozen=True)
+class Genre:
+    """What a genre gives its sources: its clips, its generator checkpoint, its mosaic run directory."""
+    name: str
+    clips: Sequence[Path] = ()
+    generator: Path | None = None
+    mosaic: Path | None = None
+
+
+@dataclass
+class SourceEnv:
+    """What the engine hands every source it makes."""
+    size: tuple[int, int]                  # (w, h) the source renders at
+    exact: bool = False                    # offline: frame-exact, may block
+    library: "ClipLibrary | None" = None   # the engine's shared clip decoder
+    device: str = "cpu"                    # torch device for generators
+    seed: int = 0                          # per genre: different genres walk and jump differently
+
+
+class Source:
+    """Base class of every source kind. ``kind`` is its name in scenes; ``follows_genre`` sources are made
+    once per genre (clips, generator, mosaic) and switch with it; ``params`` are relative to the layer
+    (``speed`` becomes ``layer.<name>.speed``)."""
+
+    kind: ClassVar[str] = ""
+    follows_genre: ClassVar[bool] = False
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, size: tuple[int, int], exact: bool = False):
+        self.size = size
+        self.exact = exact
+
+    @classmethod
+    def create(cls, env: SourceEnv, genre: Genre | None) -> "Source":
+        """Make this kind of source for ``genre`` (None for kinds that do not follow the genre)."""
+        return cls(env.size, env.exact)
+
+    @classmethod
+    def defaults(cls) -> dict[str, float]:
+        return {p.name: p.default for p in cls.params}
+
+    def frame(self, ctx, p: dict[str, float]) -> np.ndarray | Rows:
+        raise NotImplementedError
+
+    def transition(self, old: "Source", amount: float, ctx, p: dict[str, float]) -> np.ndarray | None:
+        """A genre switch ``amount`` of the way from ``old`` (the previous genre's source of this layer), or
+        None for the compositor's crossfade."""
+        return None
+
+    def command(self, name: str, value: Any = None) -> None:
+        """Actions such as ``jump``; sources ignore what they do not know."""
+
+    def close(self) -> None:
+        pass
+
+
+def background_priority(nice: int = 19) -> None:
+    """Lower this thread's CPU priority (Linux) to the least share the scheduler gives: workers that run
+    ahead (decoding, a live generator) get what the frame loop leaves, and a waking mix thread preempts
+    them at once. Not ``SCHED_IDLE``: a show that overloads the machine must still see a new generator
+    image now and then, not a frozen layer. Children started from this thread (ffmpeg) inherit it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
+def cover(frame: np.ndarray, size: tuple[int, int], cubic: bool = False) -> Rows:
+    """``frame`` scaled to fill ``size`` (w, h), cropping the overflow, as :class:`vj.mix.Rows` (the mix
+    finishes the upscale in its row bands). Smooth, never blocky, upscaling."""
+    return scale_rows(center_crop(frame, size[0] / size[1]), size, cubic)

@@ -1,0 +1,103 @@
+"""The reframe mosaic as a live layer: a mosaic run directory animated at the render size.
+
+The view's maths (pan, zoom, tiles, ripples, morph, flying tiles) is ``mosaic.animate``'s, on arrays; this
+layer hands the compositor the view as :class:`vj.mix.Rows`, whose vertical half of the upscale the mix
+finishes in its row bands, and mixes a genre switch's two maps with the mix kernels.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mosaic.animate import MosaicAnimator
+from mosaic.pipeline import Built, load_built
+from vj.mix import MODES, Rows, mix, scale_rows
+from vj.params import Param
+from vj.sources.base import Genre, Source, SourceEnv
+
+MOTION = ("drift", "zoom", "play", "ripple", "follow")  # the animator's view and tile modes (morph apart)
+
+
+@lru_cache(maxsize=4)
+def _shared_built(run: str, stamp: float) -> Built:
+    return load_built(run)
+
+
+def shared_built(run: str | Path) -> Built:
+    """One loaded copy of a mosaic per process (genres that share a mosaic share its atlas)."""
+    run = Path(run).resolve()
+    settings = run / "settings.json"
+    return _shared_built(str(run), settings.stat().st_mtime if settings.exists() else 0.0)
+
+
+def ease(a: float) -> float:
+    return a * a * (3 - 2 * a)
+
+
+class MosaicSource(Source):
+    kind = "mosaic"
+    follows_genre = True
+    params = (
+        Param("drift", 0.3, 0, 3, help="pan/zoom speed"),
+        Param("zoom", 2.5, 1, 8, help="1: whole map height"),
+        Param("play", 1, kind="bool", help="tiles play their videos"),
+        Param("ripple", 8, 0, 64, kind="int", help="a ripple of flipping tiles every N beats (0: off)"),
+        Param("morph", 0.0, 0, 1, help="0: grid, 1: t-SNE positions"),
+        Param("follow", 0.5, 0, 1, help="glide towards the genre's tiles"),
+    )
+
+    @classmethod
+    def create(cls, env: SourceEnv, genre: Genre | None) -> "MosaicSource":
+        if genre is None or genre.mosaic is None:
+            raise FileNotFoundError(f"genre {genre.name if genre else '?'!r} has no mosaic")
+        return cls(env.size, genre.mosaic, env.exact, focus=genre.clips, seed=env.seed)
+
+    def __init__(self, size, run_dir, exact: bool = False, focus=(), seed: int = 0):
+        super().__init__(size, exact)
+        self.animator = MosaicAnimator(shared_built(run_dir), size, seed=seed)
+        if focus:
+            self.animator.focus_on_sources(focus)
+        self.animator.make_masks()  # sources are made off the frame loop
+        self._plane: np.ndarray | None = None  # the view's rows, reused between frames
+
+    def frame(self, ctx, p):
+        anim = self.animator
+        visible, z = anim.advance(ctx.t, ctx.beat, *(p[k] for k in MOTION))
+        if p["morph"] > 1e-3:
+            return anim.morph_frame(visible, z, p["morph"])
+        return self._view(z)
+
+    def _view(self, zoom: float) -> np.ndarray | Rows:
+        """The view at ``zoom``: zoomed in far enough to enlarge the canvas (the usual case at 1080p) as
+        Rows whose horizontal resize the engine runs on both threads (``defer``), else a frame."""
+        anim = self.animator
+        span = anim.span(anim.view, zoom)
+        if span is None or span[0] < 1:
+            return anim.warp(anim.canvas, anim.view, zoom)
+        (cx0, cy0, cx1, cy1) = span[2]
+        rows = scale_rows(anim.canvas[cy0:cy1, cx0:cx1], self.size, rect=span[1], plane=self._plane, defer=True)
+        self._plane = rows.plane  # reused next frame: a view is mixed within the frame that asked for it
+        return rows
+
+    def transition(self, old, amount, ctx, p):
+        """Tiles fly from ``old``'s layout to this map's cells of their nearest frames, this map fading in."""
+        if not isinstance(old, MosaicSource):
+            return None
+        motion = [p[k] for k in MOTION]
+        src, anim = old.animator, self.animator
+        visible, z_src = src.advance(ctx.t, ctx.beat, *motion)
+        _, z = anim.advance(ctx.t, ctx.beat, *motion)
+        a = ease(amount)
+        # 0.35 (1 - a) old + a new: the new view mixed over the old one at a / k (its upscale finished in
+        # the mix kernel), then scaled by k (one pass; an addWeighted of two full views cost twice that)
+        out = src.warp(src.canvas, src.view, z_src)
+        k = 0.35 * (1 - a) + a
+        mix(out, self._view(z), MODES.index("normal"), a / k)
+        if k < 0.999:
+            cv2.convertScaleAbs(out, dst=out, alpha=k)
+        if a < 0.92:                                       # before landing: the old tiles in flight
+            anim.fly_tiles(out, src, visible, z_src, z, a)
+        return out
