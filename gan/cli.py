@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 
@@ -26,7 +27,9 @@ A resumed run keeps its config.toml: flags that change the model or its data are
 SETTING_FLAGS = ("size", "epochs", "until", "hours", "batch", "fps", "device", "augment")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
+    """``monitor(runs, address)``: a context manager serving the training monitor (the ``vj`` command hands
+    in its web server; gan/ itself stands on vj.core only)."""
     gan = sub.add_parser("gan", help="train genre GANs, make learning clips and latent walks",
                          description="Genre GANs: train, then render clips and walks, or export for a show laptop.",
                          epilog="examples:\n  vj gan train ~/loops/particles --hours 8\n  vj gan clip particles "
@@ -59,7 +62,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any training setting (listed below)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bars: one line per epoch and every 30 s (the default when not on a terminal)")
-    t.set_defaults(func=cmd_train)
+    if monitor is not None:
+        t.add_argument("--web", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
+                       help="serve the training monitor while training (default address with the flag alone: "
+                            "127.0.0.1:8080)")
+    t.set_defaults(func=cmd_train, monitor=monitor)
 
     c = gsub.add_parser("clip", help="the learning-process clip: one frame per recorded sample",
                         description="The learning process as a video: every recorded sample of the fixed latents, "
@@ -159,7 +166,9 @@ def cmd_train(args) -> int:
     from gan.train import dist_info, train_queue
 
     jobs = _jobs(args)
-    outcomes = train_queue(jobs, resume=args.resume, progress=False if args.no_progress else None)
+    serving = args.monitor(args.runs, getattr(args, "web", None)) if args.monitor else contextlib.nullcontext()
+    with serving:
+        outcomes = train_queue(jobs, resume=args.resume, progress=False if args.no_progress else None)
     if dist_info()[0] != 0:
         return 0 if all(o.status != "failed" for o in outcomes) else 1
     for (cfg, run), o in zip(jobs, outcomes):

@@ -439,7 +439,8 @@ class Trainer:
             left = max(0, int(deadline - time.time()))
             until = datetime.fromtimestamp(deadline).strftime("%H:%M")
             total = f"/{self.cfg.epochs}" if self.cfg.epochs else ""
-            return f"epoch {epoch}{total} (until {until}, {left // 3600}h{left % 3600 // 60:02d}m left)"
+            span = f"{left // 3600}h{left % 3600 // 60:02d}m" if left >= 3600 else f"{left // 60}m{left % 60:02d}s"
+            return f"epoch {epoch}{total} (until {until}, {span} left)"
         return f"epoch {epoch}"
 
     def _eta(self, deadline, t_start) -> str:

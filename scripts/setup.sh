@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (or update) .venv with reframe-vj and its dependencies. Offline-safe after the first run.
 #   scripts/setup.sh          the app
-#   scripts/setup.sh --test   the app, test dependencies and the Debian packages tests use (xvfb, jackd2)
+#   scripts/setup.sh --test   the app, test dependencies and the Debian packages tests use (xvfb, jackd2,
+#                             chromium: the web page's tests drive Debian's Chromium with playwright)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,6 +22,7 @@ if [ "${1:-}" = "--test" ]; then
     need=()
     command -v Xvfb >/dev/null || need+=(xvfb)
     command -v jackd >/dev/null || need+=(jackd2)
+    [ -x /usr/bin/chromium ] || need+=(chromium)
     if [ ${#need[@]} -gt 0 ]; then
       echo "setup: apt-get install ${need[*]}"
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \

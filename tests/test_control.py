@@ -2,6 +2,7 @@
 JACK, keys, optional outputs' guards, and NDI in its own network namespace."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -406,3 +407,101 @@ def test_midi_list_without_a_midi_system_is_one_line():
                   if not os.environ.get("VJ_TEST_JACK") else {})
     assert "Traceback" not in proc.stderr
     assert proc.returncode in (0, 2)
+
+
+# ---------------------------------------------------------------- hostile and careless input (show-proof)
+def nested_bundle(depth: int, message: bytes) -> bytes:
+    import struct
+
+    out = message
+    for _ in range(depth):
+        out = b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", len(out)) + out
+    return out
+
+
+def test_deeply_nested_bundles_are_dropped_not_a_recursion_error():
+    s = store()
+    r = OscRouter(s)
+    msg = osc_bytes("/vj/layer/clips/opacity", 0.25)
+    assert r.handle_datagram(nested_bundle(3, msg)) == 1
+    assert r.handle_datagram(nested_bundle(500, msg)) == 0      # python-osc's parser recursed and raised here
+    empties = b"#bundle\0" + b"\0" * 8 + b"\0\0\0\0" * 16000    # 64 KB of empty elements
+    assert r.handle_datagram(empties) == 0
+    s.drain()
+    assert s["layer.clips.opacity"] == 0.25 and s.dropped["malformed"] == 2
+
+
+def test_python_osc_warnings_are_counted_not_written_to_the_log(caplog):
+    from vj.control.osc import route_library_logs
+
+    s = store()
+    route_library_logs(s)
+    odd = b"/vj/tap\0,X\0\0"  # a type tag python-osc does not know: it warns on the root logger, raw bytes
+    with caplog.at_level(logging.WARNING):
+        for _ in range(50):
+            OscRouter(s).handle_datagram(odd)
+    assert "Unhandled parameter type" not in caplog.text
+    assert s.dropped["malformed"] == 50 and caplog.text.count("python-osc could not read") == 1
+
+
+def test_two_taps_in_one_frame_do_not_stop_the_show_and_a_tapped_tempo_reaches_listeners(show):
+    from vj.clock import FixedClock
+    from vj.engine import Engine
+    from vj.scene import load_scene
+
+    engine = Engine(load_scene(show[1]), exact=True)
+    heard = []
+    engine.store.on_change(lambda name, value: heard.append((name, value)))
+    clock = FixedClock(10)
+    engine.step(clock.tick())
+    for frame in range(9):
+        if frame % 4 == 0:  # every 0.4 s a button sends press and release within one frame
+            engine.store.push("tap", None, "osc")
+            engine.store.push("tap", None, "osc")
+        engine.step(clock.tick())  # the old tempo divided by the zero gap between the two
+    engine.close()
+    assert engine.store["tempo.bpm"] == pytest.approx(150) and ("tempo.bpm", pytest.approx(150)) in heard
+
+
+def test_a_control_mistake_is_named_at_once_with_the_known_names(show, caplog):
+    from vj.clock import FixedClock
+    from vj.engine import Engine
+    from vj.scene import load_scene
+
+    engine = Engine(load_scene(show[1]), exact=True)
+    errors = []
+    engine.store.on_change(lambda name, value: errors.append(value) if name == "error" else None)
+    with caplog.at_level(logging.WARNING):
+        engine.step(FixedClock(10).tick())
+        engine.store.push("genre", "Red", "osc")
+        engine.store.push("cue", "drop", "osc")
+        engine.step(FixedClock(10).tick())
+    engine.close()
+    assert errors[0] == "unknown genre 'Red' (known: red, blue) (from osc)"
+    assert errors[1].startswith("unknown cue 'drop' (known: none)")
+    assert "unknown genre 'Red'" in caplog.text and engine.genres.current == "red"
+
+
+def test_osc_port_in_use_and_a_bad_feedback_address_are_one_line_errors(show, tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        proc = run_vj("live", str(show[1]), "--headless", "--seconds", "0.5", "--osc-port", str(port))
+    assert proc.returncode == 2 and "is in use" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_vj("live", str(show[1]), "--headless", "--seconds", "0.5", "--osc-feedback", "localhost")
+    assert proc.returncode == 2 and "expected HOST:PORT" in proc.stderr and len(proc.stderr.splitlines()) <= 3
+
+
+def test_feedback_works_without_a_listening_port(show):
+    """--osc-feedback alone (no --osc-port) sends changes made by keys, cues and the engine."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(20)
+        proc = subprocess.Popen([sys.executable, "-m", "vj", "live", str(show[1]), "--headless", "--seconds", "2",
+                                 "--osc-feedback", f"127.0.0.1:{rx.getsockname()[1]}"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        from pythonosc.osc_packet import OscPacket
+
+        first = OscPacket(rx.recv(4096)).messages[0].message
+        proc.communicate(timeout=60)
+    assert first.address == "/vj/genre" and first.params == ["red"]

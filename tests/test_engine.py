@@ -557,3 +557,101 @@ def test_render_scale_renders_small_and_outputs_full_size(show):
     assert engine.layers[0].sources["red"].size == (96, 64)
     assert frame.mean(axis=(0, 1))[0] > 150  # the red clip, upscaled
     engine.close()
+
+
+# ---------------------------------------------------------------- show-proof: media, limits, exits
+def test_a_clip_that_cannot_be_read_is_skipped_and_the_layer_plays_on(show, tmp_path, caplog):
+    import shutil
+
+    d, scene_path, _ = show
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        shutil.copy(d / "red.mp4", tmp_path / name)
+    scene = tmp_path / "s.toml"
+    scene.write_text('[output]\nsize = "96x64"\nfps = 10\n[tempo]\nbpm = 240\n[genres.red]\n'
+                     'clips = ["a.mp4", "b.mp4", "c.mp4"]\n[[layers]]\nname = "clips"\nsource = "clip"\n'
+                     'settings = { jump_beats = 1 }\n')
+    loaded = load_scene(scene)           # the scene found three clips...
+    (tmp_path / "b.mp4").write_bytes(b"")  # ...then one was damaged (deleted, truncated) before it was read
+    engine = Engine(loaded, exact=True)
+    clock = FixedClock(10)
+    with caplog.at_level(logging.WARNING):
+        frames = [engine.step(clock.tick()) for _ in range(40)]  # a jump to a random clip every 0.25 s
+    engine.close()
+    assert all(f.mean() > 30 for f in frames[1:])  # never black: the broken clip is skipped, not the layer
+    assert caplog.text.count("clip b.mp4 cannot be played") == 1
+
+
+def test_the_live_mosaic_view_never_leaves_its_map(tmp_path, genre_videos):
+    from mosaic.animate import MosaicAnimator
+    from mosaic.pipeline import BuildSettings, build
+
+    built = build([genre_videos["plasma"]], tmp_path / "m", BuildSettings(fps=10, tile=32, grid=(8, 3),
+                                                                           strip_frames=2, strip_tile=16))
+    anim = MosaicAnimator(built, (320, 180))
+    for i in range(600):  # a minute of fast drift at the default zoom, the focus on a corner cell
+        if i == 300:
+            anim.follow_point(anim.centers[0])
+        anim.frame(i / 10, drift=3.0, zoom=2.5, follow=1.0 if i >= 300 else 0.0, play=0)
+        z = max(1.0, 2.5 * (1 + 0.15 * np.sin(anim.phase * 0.19)))
+        assert anim.span(anim.view, z)[1] == (0, 0, 320, 180), i  # the whole output shows the map
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--fps", "-30"], "out of range"), (["--seconds", "-5"], "out of range"), (["--fps", "1e6"], "out of range"),
+    (["--fps", "nan"], "not a finite number"), (["--render-scale", "1000"], "out of range"),
+    (["--size", "100000x100000"], "larger than 8K"), (["--seconds", "1e12"], "out of range"),
+])
+def test_numbers_out_of_bounds_are_one_line_errors(show, tmp_path, args, words):
+    proc = run_vj("render", str(show[1]), "--out", str(tmp_path / "o.mp4"), *(["--seconds", "1"] if
+                  "--seconds" not in args else []), *args)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_a_scene_too_big_for_the_machine_is_refused_before_it_starts(show, tmp_path):
+    from vj.engine import _check_memory
+
+    many = "".join(f'[[layers]]\nname = "l{i}"\nsource = "solid"\n' for i in range(10_000))
+    (tmp_path / "many.toml").write_text(many)
+    with pytest.raises(ConfigError, match="10000 layers; at most 32"):
+        load_scene(tmp_path / "many.toml")
+    with pytest.raises(ValueError, match="GiB for its frames"):
+        _check_memory(1 << 50)
+
+
+@pytest.mark.parametrize("content,words", [(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8"),
+                                           ("[output]\n".encode("utf-16"), "not UTF-8"),
+                                           (b"a = " + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+                                           (b"[output\n", "not valid TOML")])
+def test_unreadable_settings_files_are_named_in_one_line(tmp_path, content, words):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(content)
+    with pytest.raises(ConfigError, match=words) as info:
+        load_scene(bad)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_live_seconds_count_wall_time_not_frames(show):
+    """--seconds live is time on the clock: a slow machine shows fewer frames, it does not run longer."""
+    class SlowClock:  # a machine that makes 2 frames a second of a 10 fps show
+        t = -0.5
+
+        def tick(self):
+            self.t += 0.5
+            return self.t
+
+    engine = Engine(load_scene(show[1]), exact=True)
+    shown = engine.run(SlowClock(), [], seconds=2.0)
+    engine.close()
+    assert shown == 4  # t = 0, 0.5, 1.0, 1.5 (the old loop counted 20 frames = 10 s here)
+
+
+@pytest.mark.slow
+def test_twenty_short_live_shows_all_exit_cleanly(show):
+    """A thread left inside ONNX Runtime at exit ended `vj live` with `terminate called` (exit 134)."""
+    codes = []
+    for _ in range(20):
+        proc = run_vj("live", str(show[1]), "--headless", "--seconds", "1", timeout=120)
+        codes.append(proc.returncode)
+        assert "terminate called" not in proc.stderr
+    assert codes == [0] * 20

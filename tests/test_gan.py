@@ -342,3 +342,101 @@ def test_compile_that_fails_falls_back_to_eager_with_one_warning(tmp_path, monke
         tr = Trainer(tmp_path / "c", cfg, progress=False)
     assert tr.G_train is tr.G and "torch.compile cannot train this model" in caplog.text
     assert torch.equal(tr.train_batch(frames, np.arange(8)), eager)  # the probe left weights and RNG alone
+
+
+# ---------------------------------------------------------------- show-proof: resume rules, crash consistency
+def test_resume_refuses_flags_that_change_the_model_or_its_data(genre_videos, tmp_path):
+    runs = tmp_path / "runs"
+    run_vj("gan", "train", str(genre_videos["plasma"]), "--genre", "p", "--runs", str(runs), "--epochs", "1",
+           *TINY, check=True)
+    frames = (runs / "gan" / "p" / "frames" / "index.json").read_text()
+    for flag, value, words in (("--size", "96", "size = 64"), ("--batch", "16", "batch = 8"),
+                               ("--fps", "20", "fps = 8.0"), ("--augment", "color", "augment = ''")):
+        proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", flag, value)
+        assert proc.returncode == 2 and words in proc.stderr and flag in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", "--epochs", "2", check=True)
+    assert "resuming with epochs = 2 (was 1)" in proc.stderr and "done at epoch 2" in proc.stderr
+    assert (runs / "gan" / "p" / "frames" / "index.json").read_text() == frames  # the same cache, not rebuilt
+    assert 'fps = 8.0' in (runs / "gan" / "p" / "config.toml").read_text()
+
+
+def test_a_kill_leaves_nothing_that_breaks_the_next_start(genre_videos, tmp_path):
+    """What a kill at the wrong moment leaves: a temp checkpoint (on a full disk it blocked every resume), a
+    torn log row, rows of epochs after the checkpoint, an empty sample PNG from an older version."""
+    run = tmp_path / "r"
+    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), run, progress=False)
+    (run / ".ckpt.pt.tmp4242").write_bytes(b"\0" * 1000)
+    log = run / "log.csv"
+    log.write_text(log.read_text() + "3,30,0.1,0.2,0.3,0.4,5.0,9.0\n4,40,0.1")  # after the ckpt, and torn
+    (run / "samples" / "epoch_00001.png").write_bytes(b"")
+    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=3), run, resume=True, progress=False)
+    assert not (run / ".ckpt.pt.tmp4242").exists()
+    epochs = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3"]  # every epoch once: none lost, none twice
+    from gan.clips import learning_clip
+    from vj.core.runs import GanRun
+
+    n = learning_clip(GanRun(run), tmp_path / "c.mp4", progress=False)  # the empty sample is skipped...
+    assert n == len(list((run / "samples").glob("epoch_*.png"))) - 1
+
+
+def test_samples_and_checkpoints_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import errno
+
+    from vj.core import runs
+
+    path = tmp_path / "ckpt.pt"
+    runs.atomic_write_bytes(path, b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.os, "fsync", full)
+    with pytest.raises(runs.DiskFull, match=r"disk full writing .*ckpt.pt: it needs 0.0 MB, .* free \(the "
+                                            r"previous ckpt.pt is kept\)"):
+        runs.atomic_write_bytes(path, b"new" * 10)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_a_failure_names_the_real_error_its_epoch_and_step(genre_videos, tmp_path, monkeypatch):
+    import errno
+
+    import gan.train
+
+    calls = {"n": 0}
+    step = gan.train.Trainer.train_step
+
+    def read_only_after_a_while(self, real):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "r" / "samples"))
+        return step(self, real)
+
+    monkeypatch.setattr(gan.train.Trainer, "train_step", read_only_after_a_while)
+    monkeypatch.setattr(gan.train, "plot_losses", lambda *a: (_ for _ in ()).throw(OSError(errno.EROFS, "ro")))
+    outcome = gan.train.train_queue([(tiny_cfg(genre_videos["tunnel"], epochs=3), tmp_path / "r")], resume=False,
+                                    progress=False)[0]
+    assert outcome.status == "failed" and (outcome.epoch, outcome.step) != (0, 0)
+    assert "Read-only file system" in outcome.message and "samples" in outcome.message  # not the plot's error
+
+
+def test_exported_generator_is_small_and_loads_like_a_checkpoint(genre_videos, tmp_path):
+    runs = tmp_path / "runs"
+    run_vj("gan", "train", str(genre_videos["plasma"]), "--genre", "p", "--runs", str(runs), "--epochs", "1",
+           *TINY, check=True)
+    proc = run_vj("gan", "export", "p", "--runs", str(runs), check=True)
+    out = runs / "gan" / "p" / "generator.pt"
+    assert "float16" in proc.stderr and out.stat().st_size < 0.3 * (runs / "gan" / "p" / "ckpt.pt").stat().st_size
+    from gan.model import load_generator
+
+    g, noise = load_generator(out)
+    ref, _ = load_generator(runs / "gan" / "p" / "ckpt.pt")
+    with torch.no_grad():
+        assert (g(noise[:2]) - ref(noise[:2])).abs().max() < 0.02  # fp16 weights, the same images
+    bad = runs / "gan" / "bad" / "ckpt.pt"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a checkpoint")
+    proc = run_vj("gan", "walk", "bad", "--runs", str(runs), "--seconds", "0.2")
+    assert proc.returncode == 2 and "ckpt.pt: not a generator checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -444,3 +444,38 @@ def test_follow_glides_to_the_nearest_tiles(built):
     for i in range(200):
         anim.frame(i / 10, drift=0, play=0, ripple=0, follow=1.0)
     assert np.linalg.norm(anim.view - anim.centers[cells].mean(0)) < anim.tile
+
+
+def test_readers_never_delete_what_they_cannot_load(built, tmp_path):
+    import shutil
+
+    run, s, inputs, b = built
+    copy = tmp_path / "runs" / "mosaic" / "m"
+    shutil.copytree(run, copy)
+    (copy / "grid.npy").write_bytes(b"damaged")
+    proc = run_vj("mosaic", "poster", "m", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "p.png"))
+    assert proc.returncode == 2 and "grid.npy is missing or damaged" in proc.stderr
+    assert (copy / "grid.npy").read_bytes() == b"damaged"  # still there for the next build to redo
+
+
+def test_a_file_name_that_is_not_utf8_builds_and_round_trips(genre_videos, tmp_path):
+    import csv
+    import os
+    import shutil
+
+    from mosaic.pipeline import BuildSettings, build, load_built
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    src = sorted(genre_videos["plasma"].glob("*.mp4"))[0]
+    odd = os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9-\xff.mp4")  # Latin-1 bytes from an old drive
+    shutil.copy(src, odd)
+    shutil.copy(src, folder / "plain.mp4")
+    built = build([folder], tmp_path / "m", BuildSettings(fps=4, tile=32, grid=(3, 2), strip_frames=2,
+                                                          strip_tile=16), progress=False)
+    assert odd in {source for source, _ in built.index}
+    again = load_built(tmp_path / "m")
+    assert {source for source, _ in again.index} == {source for source, _ in built.index}
+    raw = (tmp_path / "m" / "grid.csv").read_bytes()
+    assert b"caf\xe9-\xff.mp4" in raw or b"plain.mp4" in raw
+    assert len(list(csv.reader(raw.decode("utf-8", "surrogateescape").splitlines()))) == 7

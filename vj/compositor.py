@@ -104,15 +104,17 @@ class Layer:
     its mix settings, all declared in the store under ``layer.<name>.``."""
 
     def __init__(self, spec: LayerSpec, make_source: Callable[[str, str | None], Source], store: ParamStore,
-                 exact: bool = False):
+                 background: Callable[[Callable[[], object]], None] | None = None):
+        """``background``: live, runs a job on the engine's preparer thread (None offline: sources are made
+        when first shown, frame-exact)."""
         self.spec = spec
+        self.background = background
         self.guard = store.guard
         self.kind = SOURCES[spec.source]
         self.make_source = make_source
-        self.exact = exact
         self.sources: dict[str | None, Source | None] = {}
         self._failed_at: dict[str | None, float] = {}
-        self._making = threading.Lock()  # the frame loop and the engine's preparer thread both make sources
+        self._making = threading.Lock()  # offline callers and the preparer thread both make sources
         self.effects = [EffectRuntime(e) for e in spec.effects]
         self.prefix = f"layer.{spec.name}."
         store.define(Param(self.prefix + "opacity", spec.opacity, help="layer opacity"))
@@ -129,14 +131,26 @@ class Layer:
         return genre if self.kind.follows_genre else None
 
     def source(self, genre: str | None) -> Source | None:
-        """The layer's source for ``genre``, made on first use; None while it cannot be made (live, it is
-        tried again every ``RETRY_SOURCE`` seconds: a checkpoint or clip folder may be put back)."""
+        """The layer's source for ``genre``, or None while there is none. Offline it is made here, once (a
+        failure shows black for the render). Live, a genre's sources are made on the engine's preparer
+        thread (``background``), never on the frame loop, which shows black until they exist; one that
+        could not be made is tried again every ``RETRY_SOURCE`` seconds (a file may be put back)."""
         k = self.key(genre)
         src = self.sources.get(k)
         if src is not None:
             return src
-        if k in self.sources and (self.exact or time.monotonic() - self._failed_at[k] < RETRY_SOURCE):
+        if self.background is not None and self.kind.follows_genre:
+            if time.monotonic() - self._failed_at.get(k, -RETRY_SOURCE) >= RETRY_SOURCE:
+                self._failed_at[k] = time.monotonic()  # asked for: not again before the retry interval
+                self.background(lambda: self.make(genre))
             return None
+        if k in self.sources:
+            return None  # offline: it failed once, it fails for the whole render
+        return self.make(genre)
+
+    def make(self, genre: str | None) -> Source | None:
+        """Make the source for ``genre`` now unless it exists (the preparer thread, or the caller offline)."""
+        k = self.key(genre)
         with self._making:
             if self.sources.get(k) is None:
                 try:
@@ -146,7 +160,7 @@ class Layer:
                 except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
                     self.sources[k], self._failed_at[k] = None, time.monotonic()
                     self.guard.warn(self._culprit(k), "layer %s could not be made, showing black: %s",
-                               self._culprit(k), exc)
+                                    self._culprit(k), exc)
         return self.sources[k]
 
     def _culprit(self, key) -> str:
@@ -213,6 +227,7 @@ class Compositor:
         step = max(16, min(BAND_ROWS, h // workers.n))
         self.bands = [(y, min(h, y + step)) for y in range(0, h, step)]
         self.black = np.zeros((h, w, 3), np.uint8)
+        self.black_frames = 0  # frames in which a visible layer showed black (a fault, or a source not ready)
 
     def composite(self, ctx: FrameContext, genre: str | None, fade_from: str | None = None,
                   fade: float = 1.0) -> np.ndarray:
@@ -242,6 +257,7 @@ class Compositor:
             return frame
 
         frames = self.workers.map(layer_frame, jobs)
+        self.black_frames += any(f is None for f in frames)
         kernels.settle_all(frames, self.workers.map, self.workers.n)  # deferred resizes (the mosaic's view)
         mix = [(self.black if f is None else f, opacity, kernels.mode_code(self.store.choice(layer.prefix + "blend")))
                for (layer, opacity, _), f in zip(jobs, frames)]

@@ -68,7 +68,9 @@ class Engine:
         self.stopped = False
         self.interrupted = False                          # the run ended by Ctrl-C
         self.before_frame: list[Callable[[], object]] = []  # e.g. the OSC server's poll: input right before a frame
+        self.after_frame: list[Callable[[np.ndarray, int], None]] = []  # e.g. the web preview: (frame, index)
         self.learners: list[Callable[[str], None]] = []   # MIDI learn: who takes a ``learn`` command
+        self.output_names: list[str] = []                 # what the show is sent to (for the web's status)
         self.frame_ms: deque[float] = deque(maxlen=36000)  # recent render times (a live show runs for hours)
 
         self.store = ParamStore()
@@ -81,7 +83,8 @@ class Engine:
         self.workers = Workers(threads)
         kernels.warm_up()  # compiled (or loaded from numba's cache) now, not in the first frame of the show
         effects_warm_up()
-        self.layers = [Layer(spec, self._make_source, self.store, exact) for spec in scene.layers]
+        self.layers = [Layer(spec, self._make_source, self.store, None if exact else self._background)
+                       for spec in scene.layers]
         self.master_fx = [EffectRuntime(e) for e in scene.effects]
         ids = [e.spec.id for layer in self.layers for e in layer.effects] + [e.spec.id for e in self.master_fx]
         dup = {i for i in ids if ids.count(i) > 1}
@@ -151,7 +154,10 @@ class Engine:
     def _prepare(self, genre: str) -> None:
         for layer in self.layers:
             if layer.kind.follows_genre:
-                layer.source(genre)
+                layer.make(genre)
+
+    def _background(self, job: Callable[[], object]) -> None:
+        self.genres.submit(job)
 
     # -- audio
     def attach_audio(self, source) -> None:
@@ -177,7 +183,7 @@ class Engine:
         cue = self.cues.named.get(str(ev.value))
         if cue is None:
             self.store.reject("unknown cue", f"unknown cue {ev.value!r} (known: {', '.join(self.cues.named) or 'none'})",
-                              ev.source)
+                              ev.source, str(ev.value))
         else:
             self.cues.fire(cue, self.t)
 
@@ -230,8 +236,10 @@ class Engine:
                                           fade)
         if self.render_size != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
-        self.index += 1
         self.frame_ms.append((time.perf_counter() - t0) * 1000)
+        for hook in self.after_frame:
+            self._guarded(lambda: hook(frame, self.index), "frame hook")
+        self.index += 1
         return frame
 
     # -- the loop

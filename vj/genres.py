@@ -40,6 +40,11 @@ class Genres:
             store.notify("genre", self.current)
             log.info("genre: %s", self.current)
 
+    def submit(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the preparer thread (after the genres queued before it)."""
+        if self._preparer is not None:
+            self._preparer.submit(job)
+
     def ready(self, genre: str) -> bool:
         f = self._prepared.get(genre)
         return f is None or f.done()
@@ -48,7 +53,7 @@ class Genres:
         """Switch to ``genre`` at time ``t``: now when its sources are ready, else as soon as they are."""
         if genre not in self.names:
             self.store.reject("unknown genre", f"unknown genre {genre!r} (known: {', '.join(self.names) or 'none'})",
-                              source)
+                              source, genre)
             return
         if genre == self.current:
             self.pending = None

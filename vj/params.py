@@ -65,7 +65,7 @@ class Param:
             value = float(value)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{value!r} is not a finite number")
-        v = min(self.hi, max(self.lo, float(value)))
+        v = float(min(self.hi, max(self.lo, float(value))))
         return float(round(v)) if self.kind in ("int", "choice", "bool") else v
 
     def under(self, prefix: str, default: Any = None) -> "Param":
@@ -122,7 +122,7 @@ class ParamStore:
         self.superseded = 0  # parameter messages replaced by a later one of the same burst (never applied)
         self.errors: deque[str] = deque(maxlen=20)  # the last control mistakes, for the web's status
         self._queue: deque[Event] = deque()  # append/popleft are atomic: no lock per event
-        self._rejected: deque[str] = deque(maxlen=256)  # mistakes found on other threads, reported on ours
+        self._rejected: deque[tuple[str, str]] = deque(maxlen=256)  # (key, mistake) seen on other threads
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self.guard = Guard()  # the show's one guard: every failure of this show is logged through it
@@ -155,13 +155,14 @@ class ParamStore:
     def push(self, name: str, value: Any = None, source: str = "") -> None:
         self._queue.append(Event(resolve(name), value, source))
 
-    def drop(self, reason: str, detail: str = "") -> None:
+    def drop(self, reason: str, detail: str = "", subject: str = "") -> None:
         """Count input rejected before it became an event (e.g. a malformed datagram); ``detail`` (one line
-        naming the mistake) is reported on the engine thread at the next drain."""
+        naming the mistake) is reported on the engine thread at the next drain, rate-limited per ``reason``
+        and ``subject`` (the address or name it concerns)."""
         with self._lock:
             self.dropped[reason] += 1
         if detail:
-            self._rejected.append(detail)
+            self._rejected.append((f"{reason}:{subject[:60]}", detail))
 
     def supersede(self, n: int) -> None:
         """Count ``n`` inputs replaced by a later value for the same parameter before they were queued."""
@@ -184,17 +185,17 @@ class ParamStore:
             if param is None or param.readonly:
                 self.reject("unknown" if param is None else "read-only",
                             f"{ev.name!r} is not a parameter (see vj osc --list)" if param is None
-                            else f"{ev.name} is read-only", ev.source)
+                            else f"{ev.name} is read-only", ev.source, str(ev.name))
                 continue
             try:
                 value = self._resolve(param, ev.value)
             except (TypeError, ValueError) as exc:
-                self.reject("bad value", f"{ev.name}: {exc}", ev.source)
+                self.reject("bad value", f"{ev.name}: {exc}", ev.source, ev.name)
                 continue
             out.changed[ev.name] = value  # last value within a frame wins
             out.sources[ev.name] = ev.source
         while self._rejected:
-            self._error(self._rejected.popleft())
+            self._error(*self._rejected.popleft())
         for name, value in out.changed.items():
             self._apply(name, value)
         return out
@@ -212,17 +213,19 @@ class ParamStore:
         for listener in self._listeners:
             listener(name, value)
 
-    def reject(self, reason: str, message: str, source: str = "") -> None:
-        """A control mistake: counted, logged at once (rate-limited), kept for the web and sent to the
-        listeners as ``error`` (OSC feedback answers ``/vj/error``)."""
+    def reject(self, reason: str, message: str, source: str = "", subject: str = "") -> None:
+        """A control mistake: counted; logged at once, kept for the web and sent to the listeners as
+        ``error`` (OSC feedback answers ``/vj/error``), at most once every few seconds per ``reason`` and
+        ``subject`` (the name it concerns): a flood of one mistake is counted, not echoed."""
         with self._lock:
             self.dropped[reason] += 1
-        self._error(f"{message}" + (f" (from {source})" if source else ""))
+        self._error(f"{reason}:{subject[:60]}", message + (f" (from {source})" if source else ""))
 
-    def _error(self, message: str) -> None:
+    def _error(self, key: str, message: str) -> None:
         message = message if len(message) <= 240 else message[:237] + "..."  # hostile input can be long
+        if not self.guard.warn("control:" + key, "control: %s", message):
+            return
         self.errors.append(message)
-        self.guard.warn("control:" + message[:80], "control: %s", message)
         for listener in self._listeners:
             listener("error", message)
 

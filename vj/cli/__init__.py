@@ -1,4 +1,8 @@
-"""The single ``vj`` command: ``vj demo``, ``vj gan ...``, ``vj mosaic ...``, ``vj live``, ``vj render`` ..."""
+"""The single ``vj`` command: ``vj demo``, ``vj gan ...``, ``vj mosaic ...``, ``vj live``, ``vj render`` ...
+
+Each command's module (here, ``gan.cli``, ``mosaic.cli``) imports its machinery when the command runs, so
+``vj --help`` and every ``--help`` answer in a fraction of a second.
+"""
 from __future__ import annotations
 
 import argparse
@@ -19,16 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (with tracebacks)")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     from gan.cli import add_parser as add_gan
+    from mosaic.cli import add_parser as add_mosaic
+    from vj.cli import control, demo, monitor, show
 
-    add_gan(sub)
-    for module in ("mosaic.cli", "vj.cli.show", "vj.cli.control", "vj.cli.demo"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.add_parser(sub)
+    add_gan(sub, monitor=monitor.serving)  # `vj gan train --web` serves the monitor while it trains
+    add_mosaic(sub)
+    for module in (show, control, monitor, demo):
+        module.add_parser(sub)
     return parser
 
 

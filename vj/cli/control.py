@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 log = logging.getLogger("vj")
@@ -33,71 +32,16 @@ def add_live_control_args(p: argparse.ArgumentParser) -> None:
                    help="send every change (parameters, genre, errors) to this address, e.g. TouchOSC's")
     g.add_argument("--midi", metavar="PORT", nargs="?", const="",
                    help="listen to MIDI ports whose name contains PORT (all when empty)")
-    g.add_argument("--mapping", type=Path, default=MAPPINGS / "generic.toml", help="MIDI mapping TOML")
+    g.add_argument("--mapping", type=Path, default=MAPPINGS / "generic.toml",
+                   help="MIDI mapping TOML (default presets/mappings/generic.toml)")
+    g.add_argument("--web", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
+                   help="serve the control page, REST/WebSocket API and preview (default address with the flag "
+                        "alone: 127.0.0.1:8080; beyond loopback it needs the printed token)")
     o = p.add_argument_group("outputs (optional extras)")
     o.add_argument("--ndi", metavar="NAME", help="send as an NDI source (extra: ndi)")
     o.add_argument("--syphon", metavar="NAME", help="publish a Syphon server (macOS, extra: syphon)")
     o.add_argument("--spout", metavar="NAME", help="publish a Spout sender (Windows, extra: spout)")
     o.add_argument("--vcam", action="store_true", help="send to a virtual camera (extra: vcam)")
-
-
-@dataclass
-class LiveControl:
-    """What ``vj live`` listens to and sends to, besides its window (the control and output flags)."""
-    osc_port: int | None = None
-    osc_host: str = "127.0.0.1"
-    osc_allow: list[str] | None = None
-    osc_feedback: str | None = None
-    midi: str | None = None
-    mapping: Path = MAPPINGS / "generic.toml"
-    ndi: str | None = None
-    syphon: str | None = None
-    spout: str | None = None
-    vcam: bool = False
-    web: str | None = None        # [HOST:]PORT of the control page and API
-
-    @classmethod
-    def from_args(cls, args) -> "LiveControl":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
-
-
-def start_live_control(args: LiveControl, engine, outputs: list) -> list:
-    """Start what the flags ask for; each piece that cannot run logs one line and the rest goes on (a
-    port that is in use, or a bad --osc-feedback, is an error before the show starts)."""
-    from vj.outputs.platform import OutputUnavailable, open_output
-
-    closers = []
-    for kind in ("ndi", "syphon", "spout", "vcam"):
-        name = getattr(args, kind, None)
-        if name:
-            try:
-                outputs.append(open_output(kind, "reframe-vj" if name is True else name, engine.size, engine.fps))
-                log.info("output: %s on", kind)
-            except OutputUnavailable as exc:
-                log.warning("output: %s", exc)
-    if getattr(args, "osc_feedback", None):
-        from vj.control.osc import OscFeedback, parse_host_port
-
-        fb = OscFeedback(*parse_host_port(args.osc_feedback))
-        engine.store.on_change(fb)
-        closers.append(fb)
-    if getattr(args, "osc_port", None) is not None:
-        from vj.control.osc import OscRouter, OscServer
-
-        server = OscServer(OscRouter(engine.store), args.osc_host, args.osc_port, args.osc_allow)
-        engine.before_frame.append(server.poll)
-        closers.append(server)
-    if getattr(args, "midi", None) is not None:
-        from vj.control.mapping import load_mapping
-        from vj.control.midi import MidiControl, MidiUnavailable
-
-        try:
-            midi = MidiControl(engine.store, load_mapping(args.mapping), args.midi, args.mapping)
-            engine.learners.append(midi.arm)
-            closers.append(midi)
-        except MidiUnavailable as exc:
-            log.warning("midi: %s", exc)
-    return closers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

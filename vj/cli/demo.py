@@ -116,13 +116,14 @@ def cmd_demo(args) -> int:
     from vj.procedural import write_beat_track
 
     track = write_beat_track(out / "beat.wav", seconds=args.seconds, bpm=124)
-    from vj.cli.show import play_live, render_show
+    from vj.cli.show import build_engine, render_show
 
     if args.live:
-        from vj.cli.control import LiveControl
+        from vj.live import LiveControl, play_live
 
         log.info("demo: [4/4] playing live (keys 1-4 genres, space tap, h help, Esc quits)")
-        play_live(scene, CUES, args.size, log_file=out / "show.log", control=LiveControl(web=args.web))
+        play_live(build_engine(scene, False, CUES, args.size, log_file=out / "show.log"),
+                  control=LiveControl(web=args.web))
     else:
         log.info("demo: [4/4] rendering the %g s showcase", args.seconds)
         render_show(scene, out / "showcase.mp4", args.seconds, CUES, track, args.size, log_file=out / "show.log")

@@ -1,5 +1,5 @@
-"""``vj live``, ``vj render``, ``vj presets check`` and ``vj effects``; ``play_live`` and ``render_show`` are the
-functions behind the first two (``vj demo`` calls them too)."""
+"""``vj live``, ``vj render``, ``vj presets check`` and ``vj effects``. ``render_show`` is the function behind
+``vj render`` (``vj demo`` calls it too); ``vj live`` runs ``vj.live.play_live``."""
 from __future__ import annotations
 
 import argparse
@@ -167,79 +167,13 @@ def cmd_render(args) -> int:
     return 130 if interrupted else 0
 
 
-def play_live(scene: Path, cues: Path | None = None, size: str | None = None, fps: float | None = None,
-              log_file: Path | None = None, device: str = "cpu", render_scale: float | None = None,
-              headless: bool = False, fullscreen: bool = False, display: int = 0, seconds: float | None = None,
-              record: Path | None = None, audio_device: str | None = None, control=None) -> int:
-    """Play a scene live until closed, ``seconds`` of wall time, or Ctrl-C (returns 130 then).
-    ``control``: a ``vj.cli.control.LiveControl`` (OSC, MIDI, web, extra outputs)."""
-    from vj.clock import RealtimeClock
-    from vj.cli.control import LiveControl, start_live_control
-    from vj.outputs.file import RecordOutput
-
-    engine = build_engine(scene, False, cues, size, fps, log_file, device, render_scale)
-    outputs, controls, ran = [], [], False
-    try:
-        if not headless:
-            from vj.outputs.window import NoDisplay, WindowOutput
-
-            try:
-                outputs.append(WindowOutput(engine.size, engine.store, engine.keys, fullscreen, display))
-            except NoDisplay as exc:
-                raise ValueError(str(exc)) from None
-        if record:
-            outputs.append(RecordOutput(record, engine.fps, engine.size))
-        controls = start_live_control(control or LiveControl(), engine, outputs)
-        if audio_device is not None:
-            from vj.control.audio import AudioDeviceInput
-
-            try:
-                device_input = AudioDeviceInput(audio_device or None, engine.scene.audio.gain)
-                engine.attach_audio(device_input)
-                controls.append(device_input)
-            except ValueError as exc:
-                log.warning("audio: %s", exc)
-        status = StatusLine(engine)
-        ran = True  # run() closes the outputs, whatever happens
-        n = engine.run(RealtimeClock(engine.fps), outputs, seconds=seconds, on_frame=status)
-    finally:
-        for c in controls:
-            c.close()
-        if not ran:  # outputs opened before a failure (a port in use...)
-            for o in outputs:
-                o.close()
-        engine.close()
-    ms = sorted(engine.frame_ms) or [0.0]
-    log.info("played %d frames; render median %.1f ms, p95 %.1f ms; control: %s", n, ms[len(ms) // 2],
-             ms[int(len(ms) * 0.95)], engine.store.status())
-    if record:
-        log.info("recorded %s", record)
-    return 130 if engine.interrupted else 0
-
-
-class StatusLine:
-    """Every 10 s of show: frames, render p95, genre, tempo and control counts (what a headless rig shows
-    instead of a window)."""
-
-    def __init__(self, engine, every: float = 10.0):
-        self.engine = engine
-        self.every = round(every * engine.fps)
-
-    def __call__(self, i: int) -> None:
-        if i % self.every:
-            return
-        e = self.engine
-        recent = sorted(list(e.frame_ms)[-self.every:])
-        log.info("status: %d frames, render p95 %.1f ms, genre %s, %s", i, recent[int(len(recent) * 0.95)],
-                 e.genres.current, e.store.status())
-
-
 def cmd_live(args) -> int:
-    from vj.cli.control import LiveControl
+    from vj.live import LiveControl, play_live
 
-    return play_live(args.scene, args.cues, args.size, args.fps, args.log, args.device, args.render_scale,
-                     args.headless, args.fullscreen, args.display, args.seconds, args.record, args.audio_device,
-                     LiveControl.from_args(args))
+    engine = build_engine(args.scene, False, args.cues, args.size, args.fps, args.log, args.device,
+                          args.render_scale)
+    return play_live(engine, args.headless, args.fullscreen, args.display, args.seconds, args.record,
+                     args.audio_device, LiveControl.from_args(args))
 
 
 # ---------------------------------------------------------------- presets check

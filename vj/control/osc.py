@@ -40,22 +40,22 @@ class OscRouter:
         """Turn one OSC message into one event; False (and counted, and named) when it was dropped."""
         args = list(args)
         if not address.startswith(PREFIX):
-            self.store.drop("unknown address", f"OSC address {address[:80]!r} is not under {PREFIX}")
+            self.store.drop("unknown address", f"OSC address {address[:80]!r} is not under {PREFIX}", address)
             return False
         name = resolve(address[len(PREFIX):].replace("/", "."))
         command = COMMANDS.get(name)
         if command is not None:
             if command.arg and not (args and isinstance(args[0], str)):
-                self.store.drop("bad value", f"{address} needs a {command.arg} name (a string)")
+                self.store.drop("bad value", f"{address} needs a {command.arg} name (a string)", address)
                 return False
             self.store.push(name, args[0][:MAX_STRING] if command.arg else None, "osc")
             return True
         if name not in self.store:
             self.store.drop("unknown address", f"OSC address {address[:80]!r} is not a parameter or command "
-                                               f"(see vj osc --list)")
+                                               f"(see vj osc --list)", address)
             return False
         if len(args) != 1 or not isinstance(args[0], (int, float, str, bool)):
-            self.store.drop("bad value", f"{address} takes one number, got {len(args)} arguments")
+            self.store.drop("bad value", f"{address} takes one number, got {len(args)} arguments", address)
             return False
         self.store.push(name, args[0], "osc")  # the store clamps, or drops a non-number as "bad value"
         return True
@@ -332,6 +332,13 @@ class OscFeedback:
                 self.client.send_message(address_of(name), float(value))
         except OSError as exc:  # a controller that went away must not stop the show
             log.debug("OSC feedback failed: %s", exc)
+
+    def send_state(self, store: ParamStore) -> None:
+        """Everything a controller shows, once (at start): the state (genre...), then every parameter."""
+        for name, value in store.state.items():
+            self(name, value)
+        for name, value in store.values.items():
+            self(name, value)
 
     def close(self) -> None:
         self.client._sock.close()

@@ -14,16 +14,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from vj.core.media import center_crop
 from vj.mix import Rows, scale_rows
 from vj.params import Param
-
-if TYPE_CHECKING:
-    from vj.sources.clip import ClipLibrary
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ class SourceEnv:
     """What the engine hands every source it makes."""
     size: tuple[int, int]                  # (w, h) the source renders at
     exact: bool = False                    # offline: frame-exact, may block
-    library: "ClipLibrary | None" = None   # the engine's shared clip decoder
+    library: Any = None                    # the engine's shared clip decoder (vj.sources.clip.ClipLibrary)
     device: str = "cpu"                    # torch device for generators
     seed: int = 0                          # per genre: different genres walk and jump differently
 

@@ -136,8 +136,12 @@ class GeneratorSource(Source):
         return self._executor
 
     def close(self):
+        """Stop the worker and wait for it: a daemon thread still inside ONNX Runtime or torch when the
+        interpreter exits ends the process with ``terminate called without an active exception`` (134)."""
         with self._cv:
             self._stop = True
             self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         if self._executor is not None:
             self._executor.shutdown(wait=True)

@@ -1,0 +1,69 @@
+"""The training monitor's data: every genre run of a runs folder, read from its files (config, checkpoint
+counters are not read: the log and the samples say where a run is, and reading never touches a file)."""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from vj.core.config import read_toml
+from vj.core.runs import GanRun
+
+
+def read_log(run: GanRun) -> dict:
+    """The run's log.csv as columns (epoch, losses, D outputs, img/s, KID when the run measures it)."""
+    rows: list[dict] = []
+    try:
+        with open(run.log, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()]
+    except (FileNotFoundError, csv.Error, UnicodeDecodeError):
+        pass
+    columns: dict[str, list] = {}
+    for r in rows:
+        for k, v in r.items():
+            try:
+                columns.setdefault(k, []).append(float(v) if v not in ("", None) else None)
+            except (TypeError, ValueError):
+                columns.setdefault(k, []).append(None)
+    return {"genre": run.genre, "columns": columns}
+
+
+def summary(run: GanRun) -> dict:
+    """Where a run is: epoch and step, img/s, ETA, its latest sample, KID, and whether it is still writing."""
+    out: dict = {"genre": run.genre}
+    try:
+        cfg = read_toml(run.config)
+    except ValueError:
+        cfg = {}
+    out["epochs"] = cfg.get("epochs", 0)
+    out["hours"] = cfg.get("hours", 0)
+    out["size"] = cfg.get("size")
+    out["arch"] = cfg.get("arch", "dcgan")
+    last = {}
+    try:
+        with open(run.log, newline="") as f:
+            for last in csv.DictReader(f):
+                pass
+    except (FileNotFoundError, csv.Error, UnicodeDecodeError):
+        pass
+    out["epoch"] = int(float(last.get("epoch") or 0))
+    out["step"] = int(float(last.get("step") or 0))
+    out["images_per_s"] = float(last.get("images_per_s") or 0)
+    out["kid"] = float(last["kid"]) if last.get("kid") not in (None, "") else None
+    elapsed = float(last.get("elapsed_s") or 0)
+    if out["epochs"] and out["epoch"]:
+        per_epoch = elapsed / max(1, out["epoch"])
+        out["eta_s"] = max(0.0, (out["epochs"] - out["epoch"]) * per_epoch)
+    samples = run.sample_files()
+    out["samples"] = len(samples)
+    out["latest"] = samples[-1].name if samples else None
+    stamps = [p.stat().st_mtime for p in (run.log, run.ckpt, samples[-1] if samples else run.ckpt) if p.exists()]
+    out["updated_s_ago"] = time.time() - max(stamps) if stamps else None
+    out["active"] = out["updated_s_ago"] is not None and out["updated_s_ago"] < 120
+    return out
+
+
+def runs_summary(runs: Path) -> dict:
+    folder = Path(runs) / "gan"
+    genres = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return {"runs": str(runs), "genres": [summary(GanRun(folder / g)) for g in genres]}
