@@ -27,6 +27,7 @@ import logging
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from vj.control.web.monitor import read_log, runs_summary
 from vj.core.runs import GanRun
+from vj.sources.base import background_priority
 
 log = logging.getLogger("vj")
 PAGE = Path(__file__).resolve().parent / "page"
@@ -45,6 +47,7 @@ RATE = 200.0                  # requests (and WebSocket messages) a second per c
 BURST = 400.0                 # ... and in a burst
 PREVIEW_FPS = 15.0
 PREVIEW_WIDTH = 640
+WEB_NICE = 5                  # the server thread's niceness: below the show, above the decoders
 
 
 class Show(Protocol):
@@ -120,6 +123,8 @@ class WebServer:
         self._lock = threading.Lock()
         self._latest: tuple[np.ndarray, int, float] | None = None  # (frame, index, wall time it was made)
         self._encoders: dict[int, "_Encoder"] = {}
+        # previews are encoded on one thread at the lowest priority: what the frame loop leaves
+        self.encoder_pool = ThreadPoolExecutor(1, thread_name_prefix="preview", initializer=background_priority)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
         self._routes(self.app)
@@ -137,6 +142,7 @@ class WebServer:
         failure: list[BaseException] = []
 
         def serve():
+            background_priority(WEB_NICE)  # the show's threads come first; a request waits a moment
             asyncio.set_event_loop(self.loop)
             try:
                 self.loop.run_until_complete(self.runner.setup())
@@ -190,6 +196,7 @@ class WebServer:
             self.loop.stop()
         asyncio.run_coroutine_threadsafe(stop(), self.loop)
         self._thread.join(timeout=10)
+        self.encoder_pool.shutdown(wait=True)
 
     # -- the loop's side
     def _after_frame(self, batch: dict) -> None:
@@ -434,35 +441,30 @@ class WebServer:
                                            "Cache-Control": "no-store"})
         await resp.prepare(request)
         self.previews += 1
-        enc.clients += 1
-        last, next_at = -1, 0.0
+        enc.rates[id(resp)] = fps
+        last = -1
         try:
             while not self.closed:
-                jpeg, index = await enc.next(last)
-                now = time.monotonic()
-                if now < next_at:  # this client's own rate
-                    continue
-                next_at = now + 1 / fps
-                last = index
+                jpeg, last = await enc.next(last)
                 await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " +
                                  str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.previews -= 1
-            enc.clients -= 1
+            enc.rates.pop(id(resp), None)
         return resp
 
     async def _still(self, request):
         _, width = self._settings(request)
         enc = self._encoder(width)
-        enc.clients += 1
+        enc.rates[id(request)] = 30.0
         try:
             jpeg, _ = await asyncio.wait_for(enc.next(-1), 5)
         except asyncio.TimeoutError:
             return self._error(503, "no frame yet")
         finally:
-            enc.clients -= 1
+            enc.rates.pop(id(request), None)
         return self.web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     # -- the training monitor
@@ -506,27 +508,33 @@ def split_changes(batch: dict) -> dict:
 
 
 class _Encoder:
-    """JPEGs of the latest frame at one width, made on a worker thread when a client waits and a new frame
-    is there: the frame loop never encodes, and an idle preview costs nothing."""
+    """JPEGs of the latest frame at one width, made on a worker thread at most as often as its fastest client
+    asks, and only while a client watches: the frame loop never encodes, and an idle preview costs nothing."""
 
     def __init__(self, server: WebServer, width: int):
         self.server, self.width = server, width
-        self.clients = 0
+        self.rates: dict[int, float] = {}   # client id -> frames a second it wants
         self.jpeg: tuple[bytes, int] | None = None
         self.changed = asyncio.Event()
         self.busy = False
+        self.last = 0.0                      # when the last encode started
+
+    @property
+    def clients(self) -> int:
+        return len(self.rates)
 
     def wake(self) -> None:
-        if self.clients and not self.busy:
-            latest = self.server._latest
-            if latest is not None and (self.jpeg is None or self.jpeg[1] != latest[1]):
-                self.busy = True
-                asyncio.ensure_future(self._encode(latest))
+        if not self.rates or self.busy or time.monotonic() - self.last < 1 / max(self.rates.values()) - 0.004:
+            return
+        latest = self.server._latest
+        if latest is not None and (self.jpeg is None or self.jpeg[1] != latest[1]):
+            self.busy, self.last = True, time.monotonic()
+            asyncio.ensure_future(self._encode(latest))
 
     async def _encode(self, latest) -> None:
         frame, index, _ = latest
         try:
-            jpeg = await self.server.loop.run_in_executor(None, encode_jpeg, frame, self.width)
+            jpeg = await self.server.loop.run_in_executor(self.server.encoder_pool, encode_jpeg, frame, self.width)
             self.jpeg = (jpeg, index)
             self.changed.set()
             self.changed = asyncio.Event()

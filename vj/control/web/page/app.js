@@ -198,10 +198,12 @@ function setTempo(t) {
   $("tempo-source").textContent = t.source || "";
 }
 
-function beatLoop() {
+let lit = null;
+function beatLoop() {  // the page is on a phone's battery: the DOM changes only when the dot does
   const t = show.tempo;
   const beat = t.beat + (performance.now() - t.at) / 1000 * t.bpm / 60;
-  $("beat").classList.toggle("hit", beat - Math.floor(beat) < 0.15);
+  const hit = beat - Math.floor(beat) < 0.15;
+  if (hit !== lit) { $("beat").classList.toggle("hit", hit); lit = hit; }
   requestAnimationFrame(beatLoop);
 }
 
