@@ -33,6 +33,7 @@ from mosaic.grid import assign
 from vj.core.config import build as build_settings
 from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
                            read_image, skip_report)
+from vj.core.onnx import FeatureModel
 from vj.core.progress import wrap
 from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp
 
@@ -56,6 +57,8 @@ class BuildSettings:
     dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
     seed: int = 0                    # seeds t-SNE
     device: str = "cpu"              # cpu (ONNX Runtime) or a torch device for the features
+    precision: str = "fp32"          # the CPU model's: fp32, or int8 (2x faster, calibrated on the library's
+                                     # own frames; the maps are measurably a little worse: RESULTS.md)
     strip_frames: int = 8            # frames per playing tile
     strip_fps: float = 4.0           # their rate
     strip_tile: int = 64             # their side in pixels
@@ -68,6 +71,7 @@ class BuildSettings:
                   (1 <= cols <= 400 and 1 <= rows <= 400, f"grid {cols}x{rows}: at most 400x400"),
                   (self.layout in ("triangle", "square", "hex"), f"layout {self.layout!r} is not triangle, square or hex"),
                   (self.assign in ("optimal", "nearest"), f"assign {self.assign!r} is not optimal or nearest"),
+                  (self.precision in ("int8", "fp32"), f"precision {self.precision!r} is not int8 or fp32"),
                   (self.embed in METHODS, f"embed {self.embed!r} is not one of {', '.join(METHODS)}"),
                   (1 <= self.perplexity <= 500, f"perplexity {self.perplexity:g} must be 1-500"),
                   (1 <= self.strip_frames <= 64 and 8 <= self.strip_tile <= 256, "strip_frames 1-64, strip_tile 8-256")]
@@ -156,26 +160,63 @@ def _frames_of(path: Path, size: int, fps: float, dedupe: float):
         yield i / fps, frame
 
 
+CALIBRATION_FRAMES = 64  # frames of the library an int8 feature model is calibrated on
+
+
+def feature_model(files: list[Path], run: MosaicRun, s: BuildSettings):
+    """The feature network this mosaic describes its frames with: the one saved in the run (so every later
+    build and query gets the very same features), else a new one saved there: on the CPU an ONNX model, int8
+    when ``precision`` says so (statically quantised, calibrated on frames spread over the library), on a
+    GPU the torch network. Returns (extractor, its identity for the per-file cache keys)."""
+    from vj.core.features import FeatureExtractor, get_backbone
+
+    path = run.feature_model
+    if s.device == "cpu" and path.exists():
+        try:
+            model = FeatureModel(path)
+            if (model.backbone, model.precision) == (s.backbone, s.precision):
+                return model, hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+        except Exception as exc:  # noqa: BLE001 - unreadable: a new one replaces it (its features too)
+            log.warning("mosaic: %s cannot be read (%s); making a new feature model", path, exc)
+    extractor = FeatureExtractor(s.backbone, s.device)
+    if extractor.runtime != "onnx":
+        return extractor, f"{s.backbone}-torch"
+    calibration = None
+    if s.precision == "int8":
+        spec = get_backbone(s.backbone)
+        per_file = max(1, CALIBRATION_FRAMES // len(files))
+        calibration = []
+        for f in files[:CALIBRATION_FRAMES]:
+            try:
+                calibration += [x for _, x in zip(range(per_file), (fr for _, fr in _frames_of(f, spec.size, 0.5, 0)))]
+            except MediaError:
+                continue
+        calibration = np.stack(calibration) if calibration else None
+        log.info("mosaic: calibrating the int8 feature model on %d frames of the library",
+                 0 if calibration is None else len(calibration))
+    extractor.save_onnx(path, calibration)
+    model = FeatureModel(path)
+    return model, hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
 def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
             progress: bool | None = None) -> tuple[np.ndarray, list, np.ndarray, str]:
     """Per-file tiles and features (cached per file), combined into atlas, index and features."""
-    from mosaic.features import FeatureExtractor, get_backbone
+    from vj.core.features import get_backbone
 
     spec = get_backbone(s.backbone)
     cache = run.cache
     cache.mkdir(parents=True, exist_ok=True)
-    extractor = None
+    extractor, model_id = feature_model(files, run, s)
     keys, skipped = [], []
     for path in wrap(files, len(files), "frames + features", "file", progress):
         st = path.stat()
-        key = _key(str(path.resolve()), st.st_size, int(st.st_mtime), s.fps, s.tile, s.dedupe, s.backbone)
+        key = _key(str(path.resolve()), st.st_size, int(st.st_mtime), s.fps, s.tile, s.dedupe, s.backbone, model_id)
         meta_path = cache / f"{key}.json"
         if meta_path.exists() and _load(cache / f"{key}.tiles.npy", True) is not None \
                 and _load(cache / f"{key}.feat.npy", True) is not None:
             keys.append(key)
             continue
-        if extractor is None:
-            extractor = FeatureExtractor(s.backbone, s.device)
         times, tiles, feats = [], [], []
         try:
             stream = _frames_of(path, spec.size, s.fps, s.dedupe)

@@ -18,7 +18,7 @@ LAZY = {
     "gan/cli.py": "a command's machinery loads when the command runs",
     "mosaic/cli.py": "a command's machinery loads when the command runs",
     "vj/sources/generator.py": "torch and gan/ load when a generator is made, not with the scene",
-    "mosaic/features": "torch and timm load when features are computed, not for posters or the live view",
+    "vj/core/features": "torch and timm load when features are computed, not for posters or the live view",
     "mosaic/fitsne": "numba loads when a t-SNE runs",
 }
 

@@ -135,6 +135,7 @@ class MosaicRun:
     index = property(lambda self: self.path / "index.csv")      # i, source file, timestamp
     grid_csv = property(lambda self: self.path / "grid.csv")    # row, col, source, timestamp
     cache = property(lambda self: self.path / "cache")          # per input file: tiles and features
+    feature_model = property(lambda self: self.path / "features.onnx")  # the network that made the features
     poster = property(lambda self: self.path / "poster.png")
     plot = property(lambda self: self.path / "tsne.png")
     query = property(lambda self: self.path / "query.png")

@@ -10,8 +10,6 @@ may block, so a render is frame-for-frame repeatable.
 """
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -76,17 +74,6 @@ class Source:
         """Actions such as ``jump``; sources ignore what they do not know."""
 
     def close(self) -> None:
-        pass
-
-
-def background_priority(nice: int = 19) -> None:
-    """Lower this thread's CPU priority (Linux) to the least share the scheduler gives: workers that run
-    ahead (decoding, a live generator) get what the frame loop leaves, and a waking mix thread preempts
-    them at once. Not ``SCHED_IDLE``: a show that overloads the machine must still see a new generator
-    image now and then, not a frozen layer. Children started from this thread (ffmpeg) inherit it."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError):
         pass
 
 

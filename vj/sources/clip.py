@@ -17,7 +17,8 @@ import numpy as np
 
 from vj.core.media import MediaError, probe, read_frames
 from vj.params import Param
-from vj.sources.base import Genre, Source, SourceEnv, background_priority, cover
+from vj.core.priority import background_priority
+from vj.sources.base import Genre, Source, SourceEnv, cover
 
 log = logging.getLogger("vj.show")
 

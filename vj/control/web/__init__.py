@@ -35,7 +35,7 @@ import numpy as np
 
 from vj.control.web.monitor import read_log, runs_summary
 from vj.core.runs import GanRun
-from vj.sources.base import background_priority
+from vj.core.priority import background_priority
 
 log = logging.getLogger("vj")
 PAGE = Path(__file__).resolve().parent / "page"

