@@ -12,7 +12,7 @@ Modes, all plain named parameters the engine can drive:
   ripple  every N beats a wave of tiles flips to their nearest neighbours (0: off)
   morph   0: grid; 1: every tile at its t-SNE position
 On a genre switch the old layout's tiles fly to the cells of the new map that show their nearest frames
-(``fly_tiles``) while the new map fades in.
+(``flying_tiles``) while the new map fades in.
   follow  0: drift only; 1: glide to the focus (the genre's tiles, or a frame given to ``follow_frame``)
 """
 from __future__ import annotations
@@ -180,7 +180,7 @@ class MosaicAnimator:
 
     def follow_frame(self, frame: np.ndarray, k: int = 8) -> np.ndarray:
         """Glide to the tiles nearest to any frame (e.g. the GAN's output); returns those cells."""
-        from mosaic.features import FeatureExtractor
+        from vj.core.features import FeatureExtractor
 
         if self._extractor is None:
             self._extractor = FeatureExtractor(self.built.settings.get("backbone", "efficientnet_lite0"))
@@ -200,11 +200,12 @@ class MosaicAnimator:
             return self.morph_frame(visible, z, morph)
         return self.warp(self.canvas, self.view, z)
 
-    def fly_tiles(self, out: np.ndarray, src: "MosaicAnimator", visible: np.ndarray, z_src: float, z: float,
-                  a: float) -> None:
+    def flying_tiles(self, src: "MosaicAnimator", visible: np.ndarray, z_src: float, z: float,
+                     a: float) -> list[tuple[np.ndarray, int, int]]:
         """A genre switch ``a`` (eased, 0..1) of the way from ``src``'s layout to this one: ``src``'s
-        ``visible`` tiles drawn into ``out`` on their way to the cells of this map that show their nearest
-        frames (the same frame when both maps hold it). ``z_src``, ``z``: the two maps' zooms this frame."""
+        ``visible`` tiles on their way to the cells of this map that show their nearest frames (the same
+        frame when both maps hold it), as (thumbnail, x, y) to draw in order. ``z_src``, ``z``: the two
+        maps' zooms this frame."""
         w, h = self.size
         sa, sb = h * z_src / src.ch, h * z / self.ch        # output px per canvas px, each map
         target = self._matches(src)[visible]
@@ -214,7 +215,8 @@ class MosaicAnimator:
         # resized every flying tile again, every frame)
         side = max(4, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8) // 4 * 4)
         xy = ((1 - a) * pa + a * pb + [w / 2, h / 2] - side / 2).astype(int)
-        src._draw_tiles(out, visible, xy, side)
+        keep = (xy[:, 0] > -side) & (xy[:, 0] < w) & (xy[:, 1] > -side) & (xy[:, 1] < h)
+        return [(src._thumb(cell, side), x, y) for cell, (x, y) in zip(visible[keep].tolist(), xy[keep].tolist())]
 
     def _matches(self, src: "MosaicAnimator") -> np.ndarray:
         """For each cell of ``src``, the cell of this map whose frame is nearest in feature space."""
@@ -316,6 +318,11 @@ class MosaicAnimator:
             elif self.shown.get(cell) is not None:
                 self.paste(cell, None, None)
                 budget -= 1
+
+    def ripple(self, t: float) -> None:
+        """A ripple from a cell picked by the time (an onset in the music: repeatable in a render)."""
+        rng = np.random.default_rng((self.rng_seed, int(t * 1000)))
+        self.ripples.append((t, int(rng.integers(self.n_cells))))
 
     def _ripple_flips(self, t: float, beat: float, every: float) -> set[int]:
         if every >= 1:

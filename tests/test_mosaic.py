@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from mosaic.render import canvas_size, layout_maps, render_poster
 
 @pytest.fixture(scope="module")
 def extractor():
-    from mosaic.features import FeatureExtractor
+    from vj.core.features import FeatureExtractor
 
     return FeatureExtractor("efficientnet_lite0")
 
@@ -35,7 +36,7 @@ def test_offline_weights_are_real_imagenet_weights(extractor):
 def test_onnx_runtime_gives_the_torch_features(extractor):
     from skimage import data
 
-    from mosaic.features import FeatureExtractor
+    from vj.core.features import FeatureExtractor
     from vj.core.media import fit
 
     assert extractor.runtime == "onnx"  # the default on a CPU: onnxruntime is a dependency
@@ -277,16 +278,35 @@ def test_damaged_cache_is_rebuilt_and_a_missing_mosaic_is_a_clear_error(built, t
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_query_finds_the_source_frame_first_and_cutoff_says_no_match(built, extractor):
+def test_the_mosaic_keeps_its_feature_model_and_int8_stays_close_to_it(built, extractor, tmp_path):
+    from vj.core.onnx import FeatureModel
+
+    run, s, inputs, b = built
+    model = FeatureModel(run / "features.onnx")  # what the build used, kept for queries
+    assert (model.backbone, model.precision, model.size) == ("efficientnet_lite0", "fp32", 224)
+    frames = np.stack([cv2.resize(np.asarray(b.atlas[i]), (224, 224)) for i in range(0, len(b.atlas), 2)])
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    f = unit(extractor(frames))
+    assert (unit(model(frames)) * f).sum(1).min() > 0.9999  # the saved model is the network
+    extractor.save_onnx(tmp_path / "q.onnx", calibration=frames[::2])
+    int8 = FeatureModel(tmp_path / "q.onnx")
+    q = unit(int8(frames))
+    cos = (q * f).sum(1)
+    assert int8.precision == "int8" and (tmp_path / "q.onnx").stat().st_size < 0.4 * (run / "features.onnx").stat().st_size
+    assert cos.mean() > 0.85 and cos.min() > 0.6, (cos.mean(), cos.min())  # close, not equal (RESULTS.md)
+
+
+def test_query_finds_the_source_frame_first_and_cutoff_says_no_match(built):
     from mosaic.search import combine, nearest
 
     from vj.core.media import read_frames
+    from vj.core.onnx import FeatureModel
 
     run, s, inputs, b = built
     i = 5
     source, t = b.index[i]
     image = next(read_frames(source, size=None, start=t))  # the library frame at full resolution
-    q = extractor(image[None])[0]
+    q = FeatureModel(run / "features.onnx")(image[None])[0]
     matches = nearest(b, q, k=3)
     assert matches[0].source == b.index[i][0] and abs(matches[0].time - b.index[i][1]) < 0.3
     assert matches[0].distance < 0.15
@@ -423,10 +443,10 @@ def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     old, new = MosaicSource((320, 180), run, exact=True), MosaicSource((320, 180), tmp_path / "m2", exact=True)
     p = {**MosaicSource.defaults(), "drift": 0.5, "play": 0, "ripple": 0}
     kw = dict(drift=0.5, play=0, ripple=0)
-    mid = new.transition(old, 0.5, FrameContext(t=1.0), p)
+    mid = as_frame(new.transition(old, 0.5, FrameContext(t=1.0), p))
     fade = (0.5 * old.animator.frame(1.0, **kw) + 0.5 * new.animator.frame(1.0, **kw))
     assert mid.shape == (180, 320, 3) and np.abs(mid - fade).mean() > 3  # tiles in flight, not a crossfade
-    end = new.transition(old, 1.0, FrameContext(t=2.0), p)
+    end = as_frame(new.transition(old, 1.0, FrameContext(t=2.0), p))
     assert np.abs(end.astype(int) - as_frame(new.frame(FrameContext(t=2.0), p))).max() <= 1  # landed: the new map
     same = {tuple(other.index[f]): c for c, f in enumerate(other.grid)}  # frames both maps show
     pairs = [(c, same[tuple(b.index[f])]) for c, f in enumerate(b.grid) if tuple(b.index[f]) in same]

@@ -181,9 +181,10 @@ class Layer:
             return None
 
     def render_switch(self, old: str, new: str, amount: float, ctx: FrameContext, params: dict[str, float],
-                      size, black: np.ndarray) -> np.ndarray:
+                      size) -> np.ndarray | kernels.Rows | kernels.Fade:
         """A genre switch ``amount`` of the way from ``old`` to ``new``: the new source's own transition
-        when it has one for the old (mosaics fly their tiles between layouts), else a crossfade."""
+        when it has one for the old (mosaics fly their tiles between layouts), else a crossfade, which the
+        mix finishes band by band (:class:`vj.mix.Fade`: no full-frame copy, no extra pass)."""
         src_old, src_new = self.source(old), self.source(new)
         if src_old is not None and src_new is not None:
             try:
@@ -195,12 +196,7 @@ class Layer:
                            "crossfading: %s", self.spec.name, new, exc)
         a = self.render(old, ctx, params, size)
         b = self.render(new, ctx, params, size)
-        # the old layer's pixels, then the new one mixed over them at ``amount``: two passes of the mix
-        # kernels (rows finish their upscale inside them), never a source's own frame written to
-        out = black.copy() if a is None else a.materialize() if isinstance(a, kernels.Rows) else a.copy()
-        if b is not None:
-            kernels.mix(out, b, kernels.mode_code("normal"), amount)
-        return out
+        return kernels.Fade(a, b, 1.0 - amount, amount, tuple(size))
 
     def command(self, genre: str | None, name: str, value=None) -> None:
         src = self.sources.get(self.key(genre))
@@ -245,7 +241,7 @@ class Compositor:
         def layer_frame(job):
             layer, opacity, p = job
             if fade_from is not None and layer.kind.follows_genre:
-                frame = layer.render_switch(fade_from, genre, fade, ctx, p, self.size, self.black)
+                frame = layer.render_switch(fade_from, genre, fade, ctx, p, self.size)
             else:
                 frame = layer.render(genre, ctx, p, self.size)
             if frame is None:

@@ -85,17 +85,65 @@ def _mix_rows(out, plane, idx, wts, mode, g):
         _rows(out, plane, idx, wts, 6, g)
 
 
+@njit(inline="always")
+def _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, mode, g):
+    for y in range(out.shape[0]):
+        a0, a1, b0, b1 = pa[ia[y, 0]], pa[ia[y, 1]], pb[ib[y, 0]], pb[ib[y, 1]]
+        xa0, xa1, xb0, xb1 = wa[y, 0] * ka, wa[y, 1] * ka, wb[y, 0] * kb, wb[y, 1] * kb
+        o = out[y]
+        for i in range(o.shape[0]):
+            top = float32(a0[i]) * xa0 + float32(a1[i]) * xa1 + float32(b0[i]) * xb0 + float32(b1[i]) * xb1
+            o[i] = uint8(int32(_op(mode, float32(o[i]), top, g) + float32(0.5)))
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def _mix_fade_rows(out, pa, ia, wa, pb, ib, wb, ka, kb, mode, g):
+    """Like ``_mix_rows`` with a top layer that is two layers weighted, ``ka * a + kb * b`` (``ka + kb <= 1``),
+    each with its own rows and taps: a crossfade costs one pass, not a copy, a blend and a pass."""
+    g, ka, kb = float32(g), float32(ka), float32(kb)
+    if mode == 0:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 0, g)
+    elif mode == 1:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 1, g)
+    elif mode == 2:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 2, g)
+    elif mode == 3:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 3, g)
+    elif mode == 4:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 4, g)
+    elif mode == 5:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 5, g)
+    else:
+        _rows2(out, pa, ia, wa, pb, ib, wb, ka, kb, 6, g)
+
+
 def mode_code(mode: str) -> int:
     return MODES.index(mode)
 
 
-def mix(out: np.ndarray, top: np.ndarray | Rows, mode: int, opacity: float, y0: int = 0) -> None:
+def as_rows(top: np.ndarray | Rows) -> Rows:
+    """A frame as rows at full size (each output row its own plane row); rows as they are."""
+    if isinstance(top, Rows):
+        return top
+    h = top.shape[0]
+    return Rows(np.ascontiguousarray(top).reshape(h, -1), *_placed_taps(h, 0, h, h))
+
+
+def mix(out: np.ndarray, top: np.ndarray | Rows | Fade, mode: int, opacity: float, y0: int = 0) -> None:
     """Blend ``top`` over ``out`` in place; ``out`` may be a band of rows starting at output row ``y0``
-    (``top`` is the whole layer: a frame or :class:`Rows`)."""
+    (``top`` is the whole layer: a frame, :class:`Rows` or a :class:`Fade`)."""
     rows = out.shape[0]
-    if not isinstance(top, Rows):  # a frame is rows at full size, each output row its own plane row
-        h = top.shape[0]
-        top = Rows(np.ascontiguousarray(top).reshape(h, -1), *_placed_taps(h, 0, h, h))
+    if isinstance(top, Fade):
+        if top.tiles:  # the layer's own pixels first (tiles over the fade), then blended like any band
+            band = np.empty_like(out)
+            top.draw(band, y0)
+            mix(out, band, mode, opacity)
+            return
+        a, b = top.parts()
+        _mix_fade_rows(out.reshape(rows, -1), a.plane, a.idx[y0:y0 + rows], a.wts[y0:y0 + rows], b.plane,
+                       b.idx[y0:y0 + rows], b.wts[y0:y0 + rows], top.ka, top.kb, mode, opacity)
+        return
+    top = as_rows(top)
     top.settle()  # a no-op in the engine, which fills deferred rows before the bands
     _mix_rows(out.reshape(rows, -1), top.plane, top.idx[y0:y0 + rows], top.wts[y0:y0 + rows], mode, opacity)
 
@@ -151,9 +199,62 @@ class Rows:
         return out
 
 
+@dataclass
+class Fade:
+    """A layer between two genres, finished in the mix: its pixels are ``ka * a + kb * b`` (a crossfade:
+    ``1 - amount`` and ``amount``), with ``tiles`` (image, x, y) drawn over them; ``a`` or ``b`` None is
+    black. Mixed band by band like :class:`Rows`, so a genre switch costs the compositor one pass per
+    fading layer on every thread, instead of a full-frame copy and blend on one."""
+
+    a: np.ndarray | Rows | None
+    b: np.ndarray | Rows | None
+    ka: float
+    kb: float
+    size: tuple[int, int]                   # (w, h)
+    tiles: list = ()                        # [(image (s, s, 3) uint8, x, y)], drawn in order, clipped
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.size[1], self.size[0], 3
+
+    def parts(self) -> tuple[Rows, Rows]:
+        w, h = self.size
+        black = _black_rows(w, h)
+        return (black if self.a is None else as_rows(self.a)), (black if self.b is None else as_rows(self.b))
+
+    def draw(self, out: np.ndarray, y0: int = 0) -> None:
+        """The layer's pixels for output rows ``y0:y0 + len(out)`` into ``out``."""
+        rows = out.shape[0]
+        a, b = self.parts()
+        a.settle()
+        b.settle()
+        _mix_fade_rows(out.reshape(rows, -1), a.plane, a.idx[y0:y0 + rows], a.wts[y0:y0 + rows], b.plane,
+                       b.idx[y0:y0 + rows], b.wts[y0:y0 + rows], self.ka, self.kb, SET, 1.0)
+        y1, w = y0 + rows, out.shape[1]
+        for img, x, y in self.tiles:
+            s = img.shape[0]
+            ty0, ty1, tx0, tx1 = max(y0, y), min(y1, y + s), max(0, x), min(w, x + s)
+            if ty1 > ty0 and tx1 > tx0:
+                out[ty0 - y0:ty1 - y0, tx0:tx1] = img[ty0 - y:ty1 - y, tx0 - x:tx1 - x]
+
+    def materialize(self) -> np.ndarray:
+        out = np.empty(self.shape, np.uint8)
+        self.draw(out)
+        return out
+
+
+@lru_cache(maxsize=8)
+def _black_rows(w: int, h: int) -> Rows:
+    plane = np.zeros((1, w * 3), np.uint8)
+    plane.setflags(write=False)
+    return Rows(plane, np.zeros((h, 2), np.int32), np.tile(np.array([[1, 0]], np.float32), (h, 1)))
+
+
 def settle_all(layers: list, run: Callable[[Callable, list], list], parts: int) -> None:
-    """Fill every deferred :class:`Rows` among ``layers``, each split into ``parts`` runs of rows that
-    ``run`` (the engine's ``Workers.map``) takes on its threads in any order."""
+    """Fill every deferred :class:`Rows` among ``layers`` (and inside their :class:`Fade`s), each split
+    into ``parts`` runs of rows that ``run`` (the engine's ``Workers.map``) takes on its threads in any
+    order."""
+    layers = [p for r in layers for p in ((r.a, r.b) if isinstance(r, Fade) else (r,))]
     jobs = [(r, a, b) for r in layers if isinstance(r, Rows) for a, b in r._runs(parts)]
     if jobs:
         run(lambda job: job[0].fill(job[1], job[2]), jobs)
@@ -161,8 +262,8 @@ def settle_all(layers: list, run: Callable[[Callable, list], list], parts: int) 
             r.pending = None
 
 
-def as_frame(layer: np.ndarray | Rows) -> np.ndarray:
-    return layer.materialize() if isinstance(layer, Rows) else layer
+def as_frame(layer: np.ndarray | Rows | Fade) -> np.ndarray:
+    return layer.materialize() if isinstance(layer, (Rows, Fade)) else layer
 
 
 @lru_cache(maxsize=64)
@@ -222,3 +323,5 @@ def warm_up() -> None:
         mix(o, np.zeros((2, 2, 3), np.uint8), mode, 0.5)
         mix(o, scale_rows(np.zeros((2, 2, 3), np.uint8), (2, 2)), mode, 0.5)
     scale_rows(np.zeros((2, 2, 3), np.uint8), (2, 2)).materialize()
+    for mode in range(len(MODES) + 1):
+        mix(o, Fade(None, np.zeros((2, 2, 3), np.uint8), 0.5, 0.5, (2, 2)), mode, 0.5)

@@ -9,12 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mosaic.animate import MosaicAnimator
 from mosaic.pipeline import Built, load_built
-from vj.mix import MODES, Rows, mix, scale_rows
+from vj.mix import Fade, Rows, scale_rows
 from vj.params import Param
 from vj.sources.base import Genre, Source, SourceEnv
 
@@ -44,7 +43,8 @@ class MosaicSource(Source):
         Param("drift", 0.3, 0, 3, help="pan/zoom speed"),
         Param("zoom", 2.5, 1, 8, help="1: whole map height"),
         Param("play", 1, kind="bool", help="tiles play their videos"),
-        Param("ripple", 8, 0, 64, kind="int", help="a ripple of flipping tiles every N beats (0: off)"),
+        Param("ripple", 8, 0, 64, kind="int", help="a ripple of flipping tiles every N beats, and on every kick "
+                                                   "with an audio input (0: off)"),
         Param("morph", 0.0, 0, 1, help="0: grid, 1: t-SNE positions"),
         Param("follow", 0.5, 0, 1, help="glide towards the genre's tiles"),
     )
@@ -65,6 +65,8 @@ class MosaicSource(Source):
 
     def frame(self, ctx, p):
         anim = self.animator
+        if ctx.audio is not None and ctx.audio.onset_low and p["ripple"] > 0:  # ripples on the kicks too
+            anim.ripple(ctx.t)
         visible, z = anim.advance(ctx.t, ctx.beat, *(p[k] for k in MOTION))
         if p["morph"] > 1e-3:
             return anim.morph_frame(visible, z, p["morph"])
@@ -83,7 +85,10 @@ class MosaicSource(Source):
         return rows
 
     def transition(self, old, amount, ctx, p):
-        """Tiles fly from ``old``'s layout to this map's cells of their nearest frames, this map fading in."""
+        """Tiles fly from ``old``'s layout to this map's cells of their nearest frames, this map fading in
+        over the old one, dimmed: ``0.35 (1 - a)`` of the old view and ``a`` of the new. Both views stay
+        rows whose resizes the engine spreads over its threads, and the mix draws the flying tiles into
+        each band (:class:`vj.mix.Fade`): the switch costs no full-frame pass of its own."""
         if not isinstance(old, MosaicSource):
             return None
         motion = [p[k] for k in MOTION]
@@ -91,13 +96,7 @@ class MosaicSource(Source):
         visible, z_src = src.advance(ctx.t, ctx.beat, *motion)
         _, z = anim.advance(ctx.t, ctx.beat, *motion)
         a = ease(amount)
-        # 0.35 (1 - a) old + a new: the new view mixed over the old one at a / k (its upscale finished in
-        # the mix kernel), then scaled by k (one pass; an addWeighted of two full views cost twice that)
-        out = src.warp(src.canvas, src.view, z_src)
-        k = 0.35 * (1 - a) + a
-        mix(out, self._view(z), MODES.index("normal"), a / k)
-        if k < 0.999:
-            cv2.convertScaleAbs(out, dst=out, alpha=k)
+        tiles = []
         if a < 0.92:                                       # before landing: the old tiles in flight
-            anim.fly_tiles(out, src, visible, z_src, z, a)
-        return out
+            tiles = anim.flying_tiles(src, visible, z_src, z, a)
+        return Fade(old._view(z_src), self._view(z), 0.35 * (1 - a), a, tuple(self.size), tiles)
