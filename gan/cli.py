@@ -13,10 +13,15 @@ log = logging.getLogger("vj")
 RAW = argparse.RawDescriptionHelpFormatter
 
 TRAIN_EPILOG = """\
+profiles (--profile auto picks gpu where a CUDA device is, else cpu, and the run's first line says what it
+chose; a flag or --set KEY=VALUE overrides any of it):
+{profiles}
+
 examples:
   vj gan train ~/loops/particles --genre particles --epochs 200 --size 96
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
+  vj gan train ~/loops/type --preset presets/genres/overnight-gpu.toml --until 07:30
   vj gan train --genre particles --resume                          # continue with the run's own settings
   vj gan train --genre particles --resume --epochs 400             # ... and train to epoch 400
 Ctrl-C checkpoints, says how to resume and exits 130. Samples go to runs/gan/<genre>/samples/.
@@ -24,7 +29,7 @@ A resumed run keeps its config.toml: flags that change the model or its data are
 """
 
 # flags that are settings (TrainConfig fields) when given
-SETTING_FLAGS = ("size", "epochs", "until", "hours", "batch", "fps", "device", "augment")
+SETTING_FLAGS = ("profile", "arch", "size", "epochs", "until", "hours", "batch", "fps", "device", "augment")
 
 
 def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
@@ -34,30 +39,39 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                          description="Genre GANs: train, then render clips and walks, or export for a show laptop.",
                          epilog="examples:\n  vj gan train ~/loops/particles --hours 8\n  vj gan clip particles "
                                 "--height 1080\n", formatter_class=RAW)
-    gsub = gan.add_subparsers(dest="gan_cmd", required=True, metavar="{train,clip,walk,export}")
+    gsub = gan.add_subparsers(dest="gan_cmd", required=True, metavar="{train,clip,walk,score,export}")
 
-    from gan.config import TrainConfig
+    from gan.config import TrainConfig, describe_profiles
     from vj.core.config import describe
 
     t = gsub.add_parser("train", help="train one genre, or a queue of genres under one deadline",
                         description="Train a GAN per genre on frames cut from its video loops.",
-                        epilog=TRAIN_EPILOG + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
+                        epilog=TRAIN_EPILOG.format(profiles=describe_profiles()) + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
                         formatter_class=RAW)
     t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops (not needed with --resume)")
     t.add_argument("--genre", help="genre name (default: the folder's name)")
     t.add_argument("--preset", action="append", type=Path, default=[],
                    help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
     t.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
-    t.add_argument("--size", type=int, choices=(64, 96, 128), help="image size (default 64; the seed used 96)")
+    t.add_argument("--profile", choices=("auto", "cpu", "gpu", "none"),
+                   help="settings that learn on this machine (default auto: gpu with a CUDA device, else cpu; "
+                        "listed below); any flag or --set wins over the profile")
+    t.add_argument("--arch", choices=("dcgan", "fastgan"),
+                   help="dcgan (the seed's, 64-128 px; the cpu profile's) or fastgan (128-1024 px from few "
+                        "images; the gpu profile's)")
+    t.add_argument("--size", type=int, choices=(64, 96, 128, 256, 512, 1024),
+                   help="image size (dcgan 64, 96 or 128; fastgan 128-1024; default: the profile's)")
     stop = t.add_mutually_exclusive_group()
     stop.add_argument("--epochs", type=arg_number(1, 10**7, int), help="total epochs (default 25; a resumed run "
                                                                        "trains the missing ones)")
     stop.add_argument("--until", metavar="HH:MM", help="stop at this local time (the queue shares it)")
     stop.add_argument("--hours", type=arg_number(0.001, 24 * 365), help="stop after H hours (the queue shares it)")
-    t.add_argument("--batch", type=arg_number(1, 4096, int), help="batch size (default 64)")
-    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default 10)")
+    t.add_argument("--batch", type=arg_number(1, 4096, int), help="batch size (default: the profile's; 64 with --profile none)")
+    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default: the profile's; 10 with "
+                                                                "--profile none)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
-    t.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout (small genres; default none)")
+    t.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout (small genres; "
+                                        "default: the profile's; none with --profile none)")
     t.add_argument("--resume", action="store_true", help="continue the run's checkpoint exactly, with its settings")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any training setting (listed below)")
     t.add_argument("--no-progress", action="store_true",
@@ -83,6 +97,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                                                                      "(default: the samples' own)")
     c.add_argument("--blend", type=arg_number(0, 60, int), default=0,
                    help="crossfaded in-between frames per sample (default 0)")
+    c.add_argument("--seconds", type=arg_number(0.1, 3600),
+                   help="the clip's length: the samples spread over it, blended (default: one frame each)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar (lines every 10 s)")
     c.set_defaults(func=cmd_clip)
 
@@ -103,6 +119,17 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     w.add_argument("--no-progress", action="store_true", help="no progress bar (lines every 10 s)")
     w.set_defaults(func=cmd_walk)
 
+    sc = gsub.add_parser("score", help="the quality (KID) of a run's generator against its frames",
+                         description="KID (kernel inception distance, unbiased, in EfficientNet-Lite0 features) "
+                                     "of the run's generator against the genre's frames: 0 is the frames' own "
+                                     "distribution, lower is better.",
+                         epilog="examples:\n  vj gan score particles\n  vj gan score particles --samples 512\n",
+                         formatter_class=RAW)
+    _genre_and_runs(sc)
+    sc.add_argument("--samples", type=arg_number(16, 5000, int), default=256,
+                    help="generated images to score (default 256)")
+    sc.set_defaults(func=cmd_score)
+
     e = gsub.add_parser("export", help="the generator alone, small, for a show laptop",
                         description="Write the generator alone (no discriminator or optimiser state): a file a "
                                     "scene or the live layer loads like a checkpoint.",
@@ -122,35 +149,43 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(args) -> list:
-    from gan.config import TrainConfig, load_preset, load_run_config, resume_config
-    from vj.core.config import build, parse_sets
+    from gan.config import load_run_config, preset_values, resume_config, settings, with_clip_length
+    from vj.core.config import parse_sets
 
     flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
     flags.update(parse_sets(args.set))
     if args.hours is not None or args.until is not None:
         flags.setdefault("epochs", 0)  # the deadline decides
-    bases = [(load_preset(p), str(p)) for p in args.preset]
+    presets = [(preset_values(p), str(p)) for p in args.preset]
+    # a preset that names its videos is a genre of the queue; one that does not (quick-cpu, overnight-gpu)
+    # is settings for the folders given on the command line
+    bases = [(v, w) for v, w in presets if v.get("videos")]
+    shared = {k: v for values, _ in presets if not values.get("videos") for k, v in values.items()}
     if len(args.videos) > 1 and args.genre:
         raise ValueError("--genre names one genre; with several folders each genre is named after its folder")
     for folder in args.videos:
-        bases.append((TrainConfig(videos=str(folder), genre=args.genre or folder.resolve().name), str(folder)))
+        bases.append(({**shared, "videos": str(folder), "genre": args.genre or folder.resolve().name}, str(folder)))
+    if shared and not args.videos:
+        raise ValueError("the preset names no videos: give the genre's folder too, e.g. vj gan train ~/loops/x "
+                         f"--preset {args.preset[0]}")
     if not bases and args.resume and args.genre:
-        bases.append((TrainConfig(genre=args.genre), f"runs/gan/{args.genre}"))
+        bases.append(({"genre": args.genre}, f"runs/gan/{args.genre}"))
     if not bases:
         raise ValueError("give a videos folder, --preset FILE, or --genre NAME --resume (see vj gan train --help)")
     jobs = []
     for base, where in bases:
-        run = GanRun.of(args.runs, base.genre or "?")
+        run = GanRun.of(args.runs, str(base.get("genre") or "?"))
         if args.resume and run.config.exists():
-            given = {**flags, **({"videos": base.videos} if base.videos else {})}
+            given = {**flags, **({"videos": base["videos"]} if base.get("videos") else {})}
             saved = load_run_config(run.config)
             if "videos" in given and Path(given["videos"]).resolve() == Path(saved.videos).resolve():
                 given.pop("videos")
+            given.pop("profile", None)  # a run keeps the settings its profile chose
             cfg = resume_config(saved, given, str(run.config))
         else:
             if args.resume:
-                log.info("%s: no run to resume in %s; starting it", base.genre, run.path)
-            cfg = build(TrainConfig, flags, where="command line", base=base).validate()
+                log.info("%s: no run to resume in %s; starting it", base.get("genre"), run.path)
+            cfg = with_clip_length(settings({**base, **flags}, where))
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
@@ -192,7 +227,7 @@ def cmd_clip(args) -> int:
     run = GanRun.of(args.runs, args.genre)
     out = args.out or run.clip("learning" if args.latent is None else f"learning_z{args.latent:02d}")
     n = learning_clip(run, out, fps=args.fps, latent=args.latent, height=args.height, blend=args.blend,
-                      progress=False if args.no_progress else None)
+                      seconds=args.seconds, progress=False if args.no_progress else None)
     log.info("wrote %s (%d frames at %g fps)", out, n, args.fps)
     return 0
 
@@ -207,6 +242,20 @@ def cmd_walk(args) -> int:
     n = walk_clip(run, out, args.seconds, args.fps, args.height, args.keys, args.seed, args.device,
                   progress=False if args.no_progress else None)
     log.info("wrote %s (%d frames at %g fps, loops seamlessly)", out, n, args.fps)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from gan.quality import score_run
+
+    run = GanRun.of(args.runs, args.genre)
+    if run.generator() is None:
+        raise FileNotFoundError(f"{run.path}: no checkpoint to score (train first: vj gan train ... --genre "
+                                f"{args.genre})")
+    result = score_run(run, args.samples)
+    print(f"{args.genre}: KID {result['kid']} at epoch {result['epoch']} ({result['samples']} generated images "
+          f"against {result['frames']} frames; sample spread {result['spread']:.2f}, the frames' "
+          f"{result['real_spread']:.2f})")
     return 0
 
 

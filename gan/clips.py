@@ -65,13 +65,33 @@ def learning_frames(images: Iterator[np.ndarray], size: tuple[int, int], blend: 
         prev = cur
 
 
+def timed_frames(images: list[np.ndarray], size: tuple[int, int], total: int) -> Iterator[np.ndarray]:
+    """Exactly ``total`` frames through the samples in order: frame k sits at sample k (n - 1) / (total - 1),
+    blended between the two samples around it (a short run's 16 samples become a clip of any length)."""
+    n = len(images)
+    cache: dict[int, np.ndarray] = {}
+
+    def at(i: int) -> np.ndarray:
+        if i not in cache:
+            if len(cache) > 2:
+                cache.clear()
+            cache[i] = upscale(images[i], size)
+        return cache[i]
+    for k in range(total):
+        pos = k * (n - 1) / max(1, total - 1)
+        i = min(int(pos), n - 1)
+        a = pos - i
+        yield at(i) if a < 1e-6 or i + 1 >= n else cv2.addWeighted(at(i), 1 - a, at(i + 1), a, 0)
+
+
 def _even(v: int) -> int:
     return v + v % 2
 
 
 def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | None = None, height: int | None = None,
-                  blend: int = 0, progress: bool | None = None) -> int:
-    """Write the learning-process clip; returns its frame count. ``height`` upscales (1080 for 1080p)."""
+                  blend: int = 0, seconds: float | None = None, progress: bool | None = None) -> int:
+    """Write the learning-process clip; returns its frame count. ``height`` upscales (1080 for 1080p);
+    ``seconds`` spreads the samples over that long (blending between them) instead of ``blend``."""
     run = run if isinstance(run, GanRun) else GanRun(Path(run))
     samples = list(readable(sample_files(run, latent)))
     if not samples:
@@ -79,10 +99,14 @@ def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | 
     first = samples[0][1]
     h = height or first.shape[0]
     size = (_even(round(first.shape[1] * h / first.shape[0])), _even(h))
-    total = len(samples) + max(0, len(samples) - 1) * blend
+    if seconds:
+        total = max(1, round(seconds * fps))
+        frames = timed_frames([img for _, img in samples], size, total)
+    else:
+        total = len(samples) + max(0, len(samples) - 1) * blend
+        frames = learning_frames((img for _, img in samples), size, blend)
     with VideoWriter(out, fps, size) as writer:
-        for frame in wrap(learning_frames((img for _, img in samples), size, blend), total, "learning clip", "frame",
-                          progress):
+        for frame in wrap(frames, total, "learning clip", "frame", progress):
             writer.write(frame)
     return writer.frames
 

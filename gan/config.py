@@ -7,6 +7,7 @@ how long or how often (epochs, hours, until, checkpoint interval...) applies and
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,33 @@ from vj.core.config import ConfigError, build, read_toml
 
 log = logging.getLogger("vj")
 
-SIZES = (64, 96, 128)
+SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
-SHAPE_KEYS = ("size", "nz", "ngf", "ndf")
+SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf")
 # what a resumed run may change: how long, how often, where; everything else is the run's own
-RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "device", "compile", "cuda_graph")
+RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "device", "compile", "cuda_graph",
+             "kid_minutes", "kid_epochs", "clip_seconds")
+
+# Profiles: settings that learn on the machine at hand, under a preset's and the command line's values.
+# cpu: measured on the 2-core CPU (scripts/bench/gan_quality.py): the stock DCGAN settings (batch 64, width
+# 64, lr 2e-4, no augmentation) gave grey static after 25 epochs (D wins outright); small batches, narrow
+# networks, a higher learning rate and DiffAugment bring KID to under half its start in 4 minutes.
+# gpu: FastGAN at 256 px, the paper's widths and batch 8, for one GPU overnight.
+PROFILES: dict[str, dict] = {
+    "cpu": {"arch": "dcgan", "size": 64, "batch": 8, "ngf": 24, "ndf": 16, "lr": 8e-4, "fps": 6.0,
+            "augment": "translation,color", "kid_minutes": 2.0},
+    "gpu": {"arch": "fastgan", "size": 256, "batch": 8, "nz": 256, "ngf": 64, "ndf": 64, "lr": 2e-4,
+            "augment": "color,translation,cutout", "kid_minutes": 0.0, "kid_epochs": 5},
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     genre: str = ""              # the genre's name: runs/gan/<genre>/
     videos: str = ""             # folder of the genre's loops (a preset may name it)
-    size: int = 64               # output side in pixels: 64, 96 (the seed's) or 128
+    profile: str = "auto"        # auto (cpu or gpu by the device), cpu, gpu or none (the defaults below)
+    arch: str = "dcgan"          # dcgan (the seed's: 64, 96, 128 px) or fastgan (128, 256, 512, 1024 px, few-shot)
+    size: int = 64               # output side in pixels: 64, 96 (the seed's) or 128; FastGAN 128 to 1024
     epochs: int = 25             # total epochs; a resumed run trains only the missing ones; 0: until the deadline
     hours: float = 0.0           # stop after this many hours (0: no limit); shared across a queue
     until: str = ""              # stop at this local time, "HH:MM" (tomorrow if already past)
@@ -48,10 +64,18 @@ class TrainConfig:
     compile: bool = False        # torch.compile the networks (checked first; on a GPU the CUDA graph is faster)
     cuda_graph: bool = True      # on one GPU: capture the whole training step once, then replay it (no launch overhead)
     ckpt_minutes: float = 5.0    # checkpoint this often (minutes, mid-epoch too), and when the run ends or stops
+    ema: float = 0.999           # the shown generator averages the trained one's weights (0.999 per step; 0: off)
+    kid_minutes: float = 2.0     # measure the quality curve (KID) every N minutes on a worker (0: off)
+    kid_epochs: int = 0          # ... or every K epochs instead (GPU epochs are short); 0: by minutes
+    clip_seconds: float = 0.0    # wanted length of the learning clip at 30 fps: sets samples_per_epoch (0: off)
 
     def validate(self) -> "TrainConfig":
-        if self.size not in SIZES:
-            raise ValueError(f"size {self.size} is not one of {SIZES}")
+        if self.arch not in SIZES:
+            raise ValueError(f"arch {self.arch!r} is not one of {', '.join(SIZES)}")
+        if self.size not in SIZES[self.arch]:
+            raise ValueError(f"size {self.size} is not one of {self.arch}'s sizes {SIZES[self.arch]}")
+        if self.profile not in ("auto", "none", *PROFILES):
+            raise ValueError(f"profile {self.profile!r} is not one of auto, none, {', '.join(PROFILES)}")
         checks = [(1 <= self.batch <= 4096, f"batch {self.batch} must be 1-4096"),
                   (0 <= self.epochs <= 10**7, f"epochs {self.epochs} must be 0-10,000,000"),
                   (1 <= self.samples_per_epoch <= 1000, "samples_per_epoch must be 1-1000"),
@@ -63,7 +87,10 @@ class TrainConfig:
                   (self.ckpt_minutes >= 0, "ckpt_minutes must be 0 (every step) or more"),
                   (self.crop in ("center", "letterbox", "stretch", "face"), f"crop {self.crop!r} is not one of center, "
                                                                               "letterbox, stretch, face"),
-                  (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)")]
+                  (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)"),
+                  (0 <= self.ema < 1, "ema must be 0 (off) or more, below 1"),
+                  (self.kid_minutes >= 0 and self.kid_epochs >= 0 and self.clip_seconds >= 0,
+                   "kid_minutes, kid_epochs and clip_seconds must be 0 or more")]
         for ok, why in checks:
             if not ok:
                 raise ValueError(why)
@@ -76,10 +103,62 @@ class TrainConfig:
         return asdict(self)
 
 
-def load_preset(path: str | Path) -> TrainConfig:
+def preset_values(path: str | Path) -> dict:
+    """A genre preset's own values (checked against the settings), for ``settings`` to layer."""
     data = read_toml(path)
     data.pop("kind", None)
-    return build(TrainConfig, data, where=str(path))
+    build(TrainConfig, data, where=str(path))  # unknown keys and bad values named now
+    return data
+
+
+def load_preset(path: str | Path) -> TrainConfig:
+    return build(TrainConfig, preset_values(path), where=str(path))
+
+
+def describe_profiles() -> str:
+    """One line per profile for ``--help``, from ``PROFILES`` itself."""
+    def line(values: dict) -> str:
+        parts = [f"{values['arch']} {values['size']} px"]
+        parts += [f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+                  if k not in ("arch", "size", "kid_minutes", "kid_epochs")]
+        if values.get("kid_epochs"):
+            parts.append(f"KID every {values['kid_epochs']} epochs")
+        elif values.get("kid_minutes"):
+            parts.append(f"KID every {values['kid_minutes']:g} min")
+        return ", ".join(parts)
+
+    return "\n".join([f"  {name:4} {line(values)}" for name, values in PROFILES.items()]
+                     + ["  none the plain defaults listed under settings (the seed's DCGAN)"])
+
+
+def resolve_profile(profile: str, device: str) -> str:
+    """The profile ``auto`` stands for on ``device`` (auto: a CUDA GPU when there is one)."""
+    if profile != "auto":
+        return profile
+    if device == "auto":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if device == "cuda" else "cpu"
+
+
+def settings(values: dict, where: str = "command line", base: TrainConfig | None = None) -> TrainConfig:
+    """A new run's settings: the defaults, then the profile's, then ``values`` (a preset's, the flags); what
+    the profile chose is logged, and every value the user gave wins over it."""
+    base = base or TrainConfig()
+    profile = resolve_profile(str(values.get("profile", base.profile)), str(values.get("device", base.device)))
+    chosen = {k: v for k, v in PROFILES.get(profile, {}).items() if k not in values}
+    if chosen:
+        log.info("%s: profile %s: %s (override any with --set KEY=VALUE)", values.get("genre", base.genre) or "run",
+                 profile, ", ".join(f"{k}={v}" for k, v in chosen.items()))
+    return build(TrainConfig, {**chosen, **values, "profile": profile}, where=where, base=base).validate()
+
+
+def with_clip_length(cfg: TrainConfig) -> TrainConfig:
+    """``clip_seconds``: enough samples per epoch for a learning clip that long at 30 fps (known epochs)."""
+    if cfg.clip_seconds <= 0 or cfg.epochs <= 0:
+        return cfg
+    return replace(cfg, samples_per_epoch=max(1, min(1000, math.ceil(cfg.clip_seconds * 30 / cfg.epochs))))
 
 
 def load_run_config(path: Path) -> TrainConfig:

@@ -1,13 +1,15 @@
-"""DCGAN generator and discriminator (Radford et al. 2015) for 64, 96 and 128 px.
+"""The genre models: DCGAN (Radford et al. 2015; the seed's) here, FastGAN in ``gan.fastgan``, and the one
+place that builds, loads and exports either by the run's ``arch``.
 
-Both are a stack of stride-2 (de)convolutions around a small base: 4x4 for 64 and 128 px, 6x6 for
-96 px (the seed's size), so every size keeps DCGAN's 4x4 kernels, BatchNorm and ReLU/LeakyReLU.
+DCGAN's networks are a stack of stride-2 (de)convolutions around a small base: 4x4 for 64 and 128 px, 6x6
+for 96 px (the seed's size), so every size keeps DCGAN's 4x4 kernels, BatchNorm and ReLU/LeakyReLU.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from gan import fastgan
 from vj.core.runs import atomic_write_bytes
 
 
@@ -70,20 +72,47 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, torch.Tensor]:
+ARCHS = ("dcgan", "fastgan")
+SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
+
+
+def build_networks(cfg) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for a training config (``arch``, ``size``, ``nz``, ``ngf``, ``ndf``), freshly initialised."""
+    if getattr(cfg, "arch", "dcgan") == "fastgan":
+        G, D = fastgan.Generator(cfg.size, cfg.nz, cfg.ngf), fastgan.Discriminator(cfg.size, cfg.ndf)
+        G.apply(fastgan.init_weights)
+        D.apply(fastgan.init_weights)
+        return G, D
+    G, D = Generator(cfg.size, cfg.nz, cfg.ngf), Discriminator(cfg.size, cfg.ndf)
+    G.apply(init_weights)
+    D.apply(init_weights)
+    return G, D
+
+
+def generator_of(cfg: dict) -> nn.Module:
+    """An (uninitialised) generator of the shape a checkpoint's ``cfg`` names."""
+    if cfg.get("arch", "dcgan") == "fastgan":
+        return fastgan.Generator(cfg["size"], cfg["nz"], cfg["ngf"])
+    return Generator(cfg["size"], cfg["nz"], cfg["ngf"])
+
+
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module, torch.Tensor]:
     """A trained generator in eval mode and the run's fixed latent batch, from a run's ``ckpt.pt`` or from
-    a file ``vj gan export`` wrote (the generator alone, possibly float16). One line naming the file when
-    it is neither."""
+    a file ``vj gan export`` wrote (the generator alone, possibly float16). A run's averaged weights
+    (``G_ema``) are the ones shown, with spectral normalisation baked in. One line naming the file when it
+    is neither."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = ckpt["cfg"]
-        g = Generator(cfg["size"], cfg["nz"], cfg["ngf"])
-        g.load_state_dict({k: v.float() for k, v in ckpt["G"].items()})
+        g = generator_of(ckpt["cfg"])
+        weights = ckpt.get("G_ema") or ckpt["G"]
+        g.load_state_dict({k: v.float() for k, v in weights.items()})
     except FileNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged, foreign or rejected file
         raise ValueError(f"{path}: not a generator checkpoint ({type(exc).__name__}: "
                          f"{(str(exc).splitlines() or ['damaged'])[0][:120]})") from None
+    if ckpt["cfg"].get("arch", "dcgan") == "fastgan":
+        fastgan.bake(g)
     return g.to(device).eval(), ckpt["fixed_noise"].float()
 
 
@@ -95,10 +124,12 @@ def export_generator(ckpt_path, out, half: bool = True) -> tuple[int, int, str]:
     from pathlib import Path
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    weights = ckpt["G"]
+    weights = ckpt.get("G_ema") or ckpt["G"]
     dtype = torch.float32
     if half:
-        err = max(((v.half().float() - v).abs().max() / v.abs().max().clamp_min(1e-12)).item()
+        # error against each tensor's scale; a tensor of near-zeros (a young BatchNorm bias) is measured
+        # against 0.01: its float16 subnormals are off by 1e-8, which no image shows
+        err = max(((v.half().float() - v).abs().max() / v.abs().max().clamp_min(1e-2)).item()
                   for v in weights.values() if v.is_floating_point() and v.numel())
         ok = all(v.abs().max() < 60000 for v in weights.values() if v.is_floating_point())
         dtype = torch.float16 if ok and err < 1e-3 else torch.float32

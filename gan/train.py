@@ -8,6 +8,7 @@ batches as one that never stopped.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import logging
@@ -26,13 +27,17 @@ import torch.nn.functional as F
 from gan.augment import diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import build_cache
-from gan.model import Discriminator, Generator, init_weights
+from gan import fastgan
+from gan.model import build_networks
+from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
+from vj.core.priority import background_priority
 from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, save_png
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s"]
+LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
+              "spread"]
 
 
 class TrainingDiverged(Exception):
@@ -117,10 +122,10 @@ class Trainer:
         self.device = pick_device(cfg.device)
         _init_dist(self.device)
         torch.manual_seed(cfg.seed)
-        self.G = Generator(cfg.size, cfg.nz, cfg.ngf)
-        self.D = Discriminator(cfg.size, cfg.ndf)
-        self.G.apply(init_weights)
-        self.D.apply(init_weights)
+        self.fastgan = cfg.arch == "fastgan"
+        self.G, self.D = build_networks(cfg)
+        # the run shows an exponential moving average of its generator's weights (smoother, sharper; 0: off)
+        self.G_ema = copy.deepcopy(self.G).eval() if cfg.ema > 0 else None
         self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
         self.epoch = self.step = self.batch_in_epoch = 0
         on_gpu = self.device.type == "cuda"
@@ -128,13 +133,16 @@ class Trainer:
         # channels_last weights trip its ConvTranspose backward)
         self.G.to(self.device)
         self.D.to(self.device)
-        self.compiled = cfg.compile and self._compiles(on_gpu)
+        if self.G_ema is not None:
+            self.G_ema.to(self.device)
+        self.compiled = cfg.compile and not self.fastgan and self._compiles(on_gpu)
         mem = torch.contiguous_format if self.compiled else torch.channels_last
         self.G.to(memory_format=mem)
         self.D.to(memory_format=mem)
         # a DCGAN step is ~500 small kernels: on a GPU their launches, not the math, set the pace. So the
         # whole step (forward, backward, Adam) is captured once as a CUDA graph and replayed every step.
-        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not self.compiled
+        # (FastGAN's step picks a random quarter for its decoder in Python: it runs eagerly)
+        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not self.compiled and not self.fastgan
         self._graph = None
         self._warm_steps = 0
         # fused Adam: one kernel per step instead of one per parameter tensor; capturable: inside a graph
@@ -151,7 +159,8 @@ class Trainer:
         self.amp = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.graphed) if on_gpu \
             else contextlib.nullcontext()
         # sample PNGs are encoded on a worker while training goes on (one worker: written in order)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="samples") if self.rank == 0 else None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="samples", initializer=background_priority) \
+            if self.rank == 0 else None
         self._writes: list = []
         self.G_train, self.D_train = self.G, self.D
         if self.world > 1:
@@ -193,6 +202,8 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
+        if self.G_ema is not None:  # a checkpoint from before the average: it starts at the generator
+            self.G_ema.load_state_dict(ckpt.get("G_ema") or ckpt["G"])
         self.optG.load_state_dict(ckpt["optG"])
         self.optD.load_state_dict(ckpt["optD"])
         self.fixed_noise = ckpt["fixed_noise"]
@@ -211,6 +222,7 @@ class Trainer:
             "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
             "cfg": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
             "batch_in_epoch": self.batch_in_epoch, "fixed_noise": self.fixed_noise,
+            **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "version": 1,
@@ -229,13 +241,17 @@ class Trainer:
         if self.rank != 0:
             return
         with self.amp:  # batch statistics as in training, without touching the running averages
-            images = BatchStatsRenderer(self.G, size=0)(self.fixed_noise)
+            images = BatchStatsRenderer(self.shown, size=0, runtime="torch")(self.fixed_noise)
         self._writes = [f for f in self._writes if not f.done() or f.result()]  # re-raise a failed write
-        # the worker brings the images to the host: the training loop never waits for the GPU here
+        # On a GPU the worker brings the images to the host, so the loop never waits for the GPU here. On the
+        # CPU they are converted here: a torch op on a second thread fights the step's own threads for the
+        # cores (on 2 cores that cost 40% of the steps), and only PNG encoding is left to the worker.
+        if self.device.type == "cpu":
+            images = to_uint8(images)
         self._writes.append(self._writer.submit(self._save_samples, images, name))
 
-    def _save_samples(self, images: torch.Tensor, name: str) -> None:
-        u8 = to_uint8(images)  # (B, S, S, 3)
+    def _save_samples(self, images: torch.Tensor | np.ndarray, name: str) -> None:
+        u8 = images if isinstance(images, np.ndarray) else to_uint8(images)  # (B, S, S, 3)
         self.run.samples.mkdir(parents=True, exist_ok=True)
         save_png(self.run.sample_dir() / name, make_grid(u8))  # atomic: a kill leaves no half-written PNG
         for j in range(min(self.cfg.singles, len(u8))):
@@ -249,8 +265,27 @@ class Trainer:
         self._writes = []
 
     # -- one optimisation step
+    @property
+    def shown(self) -> torch.nn.Module:
+        """The generator whose images the run shows: its weight average, else (``ema`` 0) the generator."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    @torch.no_grad()
+    def _average(self) -> None:
+        """The shown generator: an exponential moving average of G's weights (buffers copied)."""
+        if self.G_ema is None:
+            return
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - self.cfg.ema)
+        for b_ema, b_ in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b_)
+
     def train_step(self, real: torch.Tensor) -> torch.Tensor:
         """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z))) on the device, unsynchronised."""
+        return self._fastgan_step(real) if self.fastgan else self._dcgan_step(real)
+
+    def _dcgan_step(self, real: torch.Tensor) -> torch.Tensor:
+        """DCGAN's step: BCE on logits, real and fake in separate BatchNorm batches."""
         cfg, b = self.cfg, real.shape[0]
         aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
         z = torch.randn(b, cfg.nz, device=self.device)
@@ -276,9 +311,44 @@ class Trainer:
             loss_g = F.binary_cross_entropy_with_logits(self.D(aug(fake)).float(), ones)
         loss_g.backward()
         self.optG.step()
+        self._average()
         loss_d = loss_real + loss_fake
         return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
                             torch.sigmoid(out_fake).mean().detach()])
+
+    def _fastgan_step(self, real: torch.Tensor) -> torch.Tensor:
+        """FastGAN's step: hinge loss at two scales, D's reconstructions of real images (whole, small and a
+        random quarter) as its self-supervision; G's weight average follows after the step. D(x) and D(G(z))
+        are reported as the share of logits on the right side of 0 (hinge logits are not probabilities)."""
+        cfg, b = self.cfg, real.shape[0]
+        aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
+        z = torch.randn(b, cfg.nz, device=self.device)
+        part = int(torch.randint(0, 4, (1,)).item())  # the quarter D reconstructs this step
+        with self.amp:
+            fake, fake_small = self.G_train(z, both=True)
+        real = aug(real)
+        real_small = F.interpolate(real, size=128, mode="bilinear", align_corners=False) if real.shape[2] != 128 else real
+        self.optD.zero_grad(set_to_none=True)
+        no_sync = self.D_train.no_sync if self.world > 1 else contextlib.nullcontext
+        with no_sync():
+            with self.amp:
+                out_real, recs = self.D_train(real, real_small, part)
+                loss_real = F.relu(1 - out_real.float()).mean() + fastgan.reconstruction_loss(recs, real, real_small, part)
+            loss_real.backward()
+        fake_d, fake_small_d = aug(fake.detach()), aug(fake_small.detach())
+        with self.amp:
+            out_fake = self.D_train(fake_d, fake_small_d).float()
+            loss_fake = F.relu(1 + out_fake).mean()
+        loss_fake.backward()
+        self.optD.step()
+        self.optG.zero_grad(set_to_none=True)
+        with self.amp:
+            loss_g = -self.D(aug(fake), aug(fake_small)).float().mean()
+        loss_g.backward()
+        self.optG.step()
+        self._average()
+        return torch.stack([(loss_real + loss_fake).detach(), loss_g.detach(),
+                            (out_real.detach().float() > 0).float().mean(), (out_fake.detach() > 0).float().mean()])
 
     def train_batch(self, store, idx) -> torch.Tensor:
         """One training step on the frames ``store[idx]``; through the CUDA graph where the trainer uses one.
@@ -337,6 +407,8 @@ class Trainer:
             failed = False
             return outcome
         finally:
+            if getattr(self, "quality", None) is not None:
+                self.quality.close()
             if self.rank == 0:
                 # after a failure these must not hide it (a read-only disk fails them too)
                 with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
@@ -366,6 +438,15 @@ class Trainer:
         status = "done"
         self._write_config()
         self._repair_log()
+        self.quality = QualityWorker(frames, active) if self.rank == 0 and (cfg.kid_minutes or cfg.kid_epochs) \
+            else None
+        history: list[dict] = []
+        warned: set[str] = set()
+        last_kid = -1e18
+        scheduled = False  # a measurement was due during the run: it ends with one of its final state
+        if self.quality is not None and self.epoch == 0 and self.batch_in_epoch == 0:
+            self.quality.submit(self.shown, 0)  # the curve starts at the untrained generator
+            last_kid = time.time()
         epochs = cfg.epochs or 10**12  # 0: until the deadline
         while self.epoch < epochs:
             order = active[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)).numpy()]
@@ -415,6 +496,14 @@ class Trainer:
             means = sums / max(1, done_here)
             # the epoch's log row goes first: a checkpoint never points past a row that is not on disk
             self._log_epoch(means, ips, time.time() - t_start)
+            history.append({"epoch": self.epoch, "d_g_z": float(means[3]), "kid": None, "spread": None})
+            measured = self._record_quality(history)
+            quality = measured[-1] if measured else None
+            if self.quality is not None and (cfg.kid_epochs and self.epoch % cfg.kid_epochs == 0 or not cfg.kid_epochs
+                                             and time.time() - last_kid >= cfg.kid_minutes * 60):
+                scheduled = True
+                if self.quality.submit(self.shown, self.epoch):  # False while the last one still runs
+                    last_kid = time.time()
             stopping = self._stop_requested or (deadline and time.time() > deadline and self.epoch < epochs)
             # short (GPU) epochs: a checkpoint every ckpt_minutes, not every epoch (110 MB each at 96 px)
             if stopping or self.epoch >= epochs or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
@@ -424,12 +513,51 @@ class Trainer:
                 plot_losses(self.run.log, self.run.loss_plot)
                 last_plot = time.time()
             if self.rank == 0:
+                kid_text = f" KID {quality[1]} (epoch {quality[0]})" if quality else ""
                 bar.line(f"{cfg.genre}: {self._epoch_label(self.epoch, deadline)} loss D {means[0]:.3f} G {means[1]:.3f} "
-                         f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f} {ips:.0f} img/s{self._eta(deadline, t_start)}")
+                         f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f} {ips:.0f} img/s{kid_text}"
+                         f"{self._eta(deadline, t_start)}")
+                advice = diagnose(history, self.quality.real_spread if self.quality else 0.0)
+                if advice and advice[:30] not in warned:
+                    warned.add(advice[:30])
+                    log.warning("%s: %s", cfg.genre, advice)
             if stopping:
                 status = "interrupted" if self._stop_requested else "deadline"
                 break
+        if self.quality is not None and scheduled and status in ("done", "deadline"):
+            self.quality.wait()  # the run's final state gets its measurement (a few seconds on a CPU)
+            self._record_quality(history)
+            if not any(r["epoch"] == self.epoch and r["kid"] is not None for r in history):
+                self.quality.submit(self.shown, self.epoch)
+                self.quality.wait()
+                done = self._record_quality(history)
+                if done and self.rank == 0:
+                    log.info("%s: KID %s at epoch %d", cfg.genre, done[-1][1], done[-1][0])
         return Outcome(cfg.genre, status, self.epoch, self.step)
+
+    def _record_quality(self, history: list[dict]) -> list:
+        """Write finished measurements into the log rows of the epochs they measured (epoch 0 gets a row of
+        its own: the curve's start); returns them."""
+        done = self.quality.take() if self.quality is not None else []
+        if not done or self.rank != 0:
+            return done
+        for epoch, k, sp in done:
+            for r in history:
+                if r["epoch"] == epoch:
+                    r["kid"], r["spread"] = k.value, sp
+        path = self.run.log
+        lines = path.read_text().splitlines() if path.exists() else [",".join(LOG_FIELDS)]
+        rows = [line.split(",") for line in lines[1:]]
+        for epoch, k, sp in done:
+            cells = [f"{k.value:.6f}", f"{k.se:.6f}", f"{sp:.4f}"]
+            row = next((r for r in rows if r[0] == str(epoch)), None)
+            if row is None:
+                row = [str(epoch), "0"] + [""] * (len(LOG_FIELDS) - 2)
+                rows.append(row)
+            row[8:11] = cells
+        rows.sort(key=lambda r: int(r[0]))
+        atomic_write_text(path, "\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
+        return done
 
     def _epoch_label(self, epoch: int, deadline: float | None) -> str:
         """``epoch 4/25``, or for a run that ends at a deadline ``epoch 4 (until 07:30, 2h10m left)``."""
@@ -480,23 +608,28 @@ class Trainer:
 
     def _repair_log(self) -> None:
         """``log.csv`` as of the checkpoint: a row torn by a kill is dropped, and so are rows of epochs after
-        the checkpoint (they are trained again, and logged again)."""
+        the checkpoint (they are trained again, and logged again); a log of an older version gets today's
+        columns (the new ones empty)."""
         path = self.run.log
         if self.rank != 0 or not path.exists():
             return
         lines = path.read_bytes().decode("utf-8", "replace").splitlines()
-        keep = lines[:1]
+        header = lines[0].split(",") if lines else LOG_FIELDS
+        keep = [",".join(LOG_FIELDS)]
         for line in lines[1:]:
             cells = line.split(",")
-            if len(cells) == len(LOG_FIELDS) and cells[0].isdigit() and int(cells[0]) <= self.epoch:
-                keep.append(line)
+            if len(cells) == len(header) and cells[0].isdigit() and int(cells[0]) <= self.epoch:
+                row = dict(zip(header, cells))
+                keep.append(",".join(row.get(f, "") for f in LOG_FIELDS))
         if keep != lines:
-            log.info("%s: log.csv repaired (%d rows after the checkpoint or torn)", self.cfg.genre,
-                     len(lines) - len(keep))
+            if header == LOG_FIELDS:
+                log.info("%s: log.csv repaired (%d rows after the checkpoint or torn)", self.cfg.genre,
+                         len(lines) - len(keep))
             atomic_write_text(path, "\n".join(keep) + "\n")
 
     def _log_epoch(self, means: np.ndarray, ips: float, elapsed: float) -> None:
-        """Append the epoch's row, flushed to disk (a kill loses no finished epoch's row)."""
+        """Append the epoch's row, flushed to disk (a kill loses no finished epoch's row); its quality
+        columns are filled when a measurement of this epoch finishes (``_record_quality``)."""
         if self.rank != 0:
             return
         path = self.run.log
@@ -505,7 +638,8 @@ class Trainer:
             w = csv.writer(f)
             if new:
                 w.writerow(LOG_FIELDS)
-            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.3f}"])
+            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.3f}",
+                        "", "", ""])
             f.flush()
             os.fsync(f.fileno())
 
@@ -523,6 +657,7 @@ def make_grid(u8: np.ndarray, pad: int = 2) -> np.ndarray:
 
 
 def plot_losses(csv_path: Path, out: Path) -> None:
+    """The losses over the epochs and, on a second axis, the quality curve (KID with its spread)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -532,13 +667,23 @@ def plot_losses(csv_path: Path, out: Path) -> None:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    for key, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
-        ax.plot(epochs, [float(r[key]) for r in rows], label=label)
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    for key, label, color in (("loss_d", "D loss", "tab:blue"), ("loss_g", "G loss", "tab:green")):
+        points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]  # epoch 0: the curve's start only
+        if points:
+            ax.plot(*zip(*points), label=label, linewidth=1, color=color)
     ax.set_xlabel("epoch")
-    ax.legend()
     ax.grid(alpha=0.3)
+    kid = [(int(r["epoch"]), float(r["kid"]), float(r.get("kid_se") or 0)) for r in rows if r.get("kid")]
+    handles, labels = ax.get_legend_handles_labels()
+    if kid:
+        k2 = ax.twinx()
+        e, v, se = (np.array(c) for c in zip(*kid))
+        line, = k2.plot(e, v, color="tab:red", marker="o", markersize=3, label="KID")
+        k2.fill_between(e, v - se, v + se, color="tab:red", alpha=0.2)
+        k2.set_ylabel("KID (lower is better)")
+        handles, labels = handles + [line], labels + ["KID"]
+    ax.legend(handles, labels, loc="upper right", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

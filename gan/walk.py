@@ -10,6 +10,7 @@ import copy
 import numpy as np
 import torch
 
+from gan.fastgan import Noise, bake
 from vj.core.onnx import CpuSession, export_onnx
 
 
@@ -121,25 +122,39 @@ class BatchStatsRenderer:
 
 
 def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
-    """A copy of an eval-mode generator with every ``ConvTranspose2d -> BatchNorm2d`` pair as one biased
-    ``ConvTranspose2d``: w' = w * s per output channel, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)."""
-    folded = copy.deepcopy(generator).eval()
+    """A copy of an eval-mode generator with every convolution followed by BatchNorm (a ``ConvTranspose2d``
+    or ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval noise may sit between them) as one biased
+    convolution: w' = w * s per output channel, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the
+    noise between them is scaled by s per channel. An exact rewrite: eval-mode BatchNorm is a per-channel
+    scale and shift. Spectral normalisation is baked into the weights first."""
+    folded = bake(copy.deepcopy(generator).eval())
+    convs = (torch.nn.ConvTranspose2d, torch.nn.Conv2d)
     for seq in [m for m in folded.modules() if isinstance(m, torch.nn.Sequential)]:
         mods = list(seq)
         out: list[torch.nn.Module] = []
         i = 0
         while i < len(mods):
-            m, nxt = mods[i], mods[i + 1] if i + 1 < len(mods) else None
-            if isinstance(m, torch.nn.ConvTranspose2d) and isinstance(nxt, torch.nn.BatchNorm2d) and m.groups == 1:
-                s = nxt.weight / torch.sqrt(nxt.running_var + nxt.eps)
-                conv = torch.nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                                                m.output_padding, bias=True, dilation=m.dilation)
+            m = mods[i]
+            noise = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], Noise) else None
+            j = i + (2 if noise is not None else 1)
+            bn = mods[j] if j < len(mods) and isinstance(mods[j], torch.nn.BatchNorm2d) else None
+            if isinstance(m, convs) and bn is not None and m.groups == 1:
+                s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                kind = torch.nn.ConvTranspose2d if isinstance(m, torch.nn.ConvTranspose2d) else torch.nn.Conv2d
+                extra = {"output_padding": m.output_padding} if kind is torch.nn.ConvTranspose2d else {}
+                conv = kind(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=True,
+                            dilation=m.dilation, **extra)
                 with torch.no_grad():
-                    conv.weight.copy_(m.weight * s.view(1, -1, 1, 1))
+                    shape = (1, -1, 1, 1) if kind is torch.nn.ConvTranspose2d else (-1, 1, 1, 1)
+                    conv.weight.copy_(m.weight * s.view(*shape))
                     bias = m.bias if m.bias is not None else torch.zeros_like(s)
-                    conv.bias.copy_((bias - nxt.running_mean) * s + nxt.bias)
+                    conv.bias.copy_((bias - bn.running_mean) * s + bn.bias)
                 out.append(conv.eval())
-                i += 2
+                if noise is not None:
+                    scaled = copy.deepcopy(noise)
+                    scaled.weight = torch.nn.Parameter((noise.weight * s).view(1, -1, 1, 1).detach())
+                    out.append(scaled.eval())
+                i = j + 1
             else:
                 out.append(m)
                 i += 1
@@ -163,3 +178,54 @@ def walk_frames(generator, seconds: float, fps: float, keys: int = 8, seed: int 
     for start in range(0, n, batch):
         z = torch.stack([walk(i / fps) for i in range(start, min(n, start + batch))])
         yield from to_uint8(render(z))
+
+
+def sefa_directions(generator: torch.nn.Module, k: int = 13) -> torch.Tensor:
+    """Closed-form semantic directions (Shen & Zhou 2021, "SeFa"): the eigenvectors of A^T A, A the first
+    layer's map from the latent, strongest first, as (k, nz) unit vectors. Moving a latent along one changes
+    the picture the most for the distance moved."""
+    first = next(m for m in generator.modules() if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Linear)))
+    w = first.weight.detach().float()
+    a = w.reshape(w.shape[0], -1) if isinstance(first, torch.nn.ConvTranspose2d) else w.T  # (nz, features)
+    vals, vecs = torch.linalg.eigh(a @ a.T)
+    order = torch.argsort(vals, descending=True)[:k]
+    return vecs[:, order].T.contiguous()
+
+
+class LatentDance:
+    """A live lucid-sonic-dreams: the music moves the latent walk.
+
+      pulse   a kick (or any percussive hit) kicks the latent along the strongest direction: a push of
+              speed that decays, so the picture jolts on the hit and settles; hits push back and forth,
+              so the latent swings about the walk instead of drifting away
+      motion  harmonic energy sets the walk's speed (pads and chords carry it, silence stills it)
+      chroma  the 12 pitch classes weight 12 more directions: a chord has a look
+
+    Each takes a depth 0..1 (the layer's parameters); ``step`` is a pure function of its inputs and its
+    state, so a render from a track is frame-exact."""
+
+    DECAY = 0.18     # seconds: a kick's push falls to a third in this long
+    PULSE = 4.0      # latent units one full hit moves the latent, at depth 1
+    CHROMA = 2.0
+
+    def __init__(self, directions: torch.Tensor):
+        self.dirs = directions          # (13, nz): [0] pulse, [1:13] chroma
+        self.velocity = 0.0             # along dirs[0], latent units a second
+        self.position = 0.0
+        self.sign = 1.0
+
+    def step(self, dt: float, hit: float, harmonic: float, chroma, pulse: float, motion: float,
+             chroma_depth: float) -> tuple[float, torch.Tensor]:
+        """(speed factor for the walk, latent offset) after ``dt`` seconds, ``hit`` 0..1 (this frame's
+        percussive onset strength), ``harmonic`` 0..1, ``chroma`` 12 weights."""
+        if hit > 0:
+            self.sign = -self.sign if self.position * self.sign > 0 else self.sign
+            self.velocity = self.sign * hit * self.PULSE / self.DECAY
+        self.position += self.velocity * dt
+        self.velocity *= float(np.exp(-dt / self.DECAY))
+        speed = 1.0 + motion * (2.0 * harmonic - 1.0) * 0.9
+        offset = (pulse * self.position) * self.dirs[0]
+        if chroma_depth > 0:
+            c = torch.as_tensor(np.asarray(chroma, np.float32))
+            offset = offset + chroma_depth * self.CHROMA * (c / (c.sum() + 1e-6)) @ self.dirs[1:13]
+        return speed, offset

@@ -23,12 +23,12 @@ from vj.core.config import ConfigError
 from vj.core.media import count_frames, probe
 
 TINY = ["--size", "64", "--batch", "8", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_fixed=16",
-        "--no-progress"]
+        "--set", "kid_minutes=0", "--no-progress"]
 
 
 def tiny_cfg(videos, genre="g", **kw) -> TrainConfig:
     base = TrainConfig(genre=genre, videos=str(videos), size=64, batch=8, fps=8, ngf=8, ndf=8, n_fixed=16,
-                       epochs=2, device="cpu")
+                       epochs=2, device="cpu", kid_minutes=0)
     return replace(base, **kw)
 
 
@@ -70,12 +70,22 @@ def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path):
     second = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=4), split, resume=True, progress=False)
     assert second.epoch == 4
     a, b = state(straight), state(split)
-    for key in a["G"]:
-        assert torch.equal(a["G"][key], b["G"][key]), key
-    for key in a["D"]:
-        assert torch.equal(a["D"][key], b["D"][key]), key
+    for net in ("G", "D", "G_ema"):  # the shown weight average too
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), (net, key)
+    assert any(not torch.equal(a["G"][k], a["G_ema"][k]) for k in a["G"])  # it is an average, not a copy
     assert sorted(p.name for p in (split / "samples").glob("*.png")) == \
         sorted(p.name for p in (straight / "samples").glob("*.png"))
+
+
+def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_path):
+    run = tmp_path / "old"
+    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
+    ckpt = torch.load(run / "ckpt.pt", weights_only=True)
+    del ckpt["G_ema"]  # as a DCGAN run of the previous release wrote it
+    torch.save(ckpt, run / "ckpt.pt")
+    assert train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), run, resume=True, progress=False).epoch == 2
+    assert "G_ema" in state(run)
 
 
 def test_existing_run_needs_resume(genre_videos, tmp_path):
@@ -101,7 +111,8 @@ def _train_proc(videos, runs, epochs, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "vj", "gan", "train", str(videos), "--genre", "g", "--runs", str(runs),
          "--epochs", str(epochs), "--batch", "2", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8",
-         "--set", "n_fixed=4", "--set", "ckpt_minutes=0", "--device", "cpu", "--no-progress", *extra],
+         "--set", "n_fixed=4", "--set", "ckpt_minutes=0", "--set", "kid_minutes=0", "--device", "cpu", "--no-progress",
+         *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
@@ -327,6 +338,25 @@ def test_gpu_run_trains_samples_and_resumes(genre_videos, tmp_path):
     assert all(torch.isfinite(v.float()).all() for v in state(tmp_path / "run")["G"].values())
 
 
+@cuda
+def test_gpu_fastgan_trains_at_256_and_its_live_layer_renders(genre_videos, tmp_path):
+    from gan.model import load_generator
+    from vj.effects import FrameContext
+    from vj.mix import as_frame
+    from vj.sources import GeneratorSource
+
+    cfg = tiny_cfg(genre_videos["particles"], device="cuda", arch="fastgan", size=256, nz=64, ngf=16, ndf=16,
+                   batch=8, epochs=2, augment="color,translation", kid_epochs=1)
+    out = train_genre(cfg, tmp_path / "run", progress=False)
+    assert out.status == "done" and out.epoch == 2
+    assert any(line.split(",")[8] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:])
+    G, noise = load_generator(tmp_path / "run" / "ckpt.pt", "cuda")
+    src = GeneratorSource((1920, 1080), tmp_path / "run" / "ckpt.pt", exact=True, device="cuda")
+    frame = as_frame(src.frame(FrameContext(t=0.5), {**GeneratorSource.defaults(), "rate": 60}))
+    src.close()
+    assert frame.shape == (1080, 1920, 3) and frame.std() > 1
+
+
 def test_compile_that_fails_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, caplog):
     """A compiler that cannot handle the model (inductor + CUDA on torch 2.11) must not crash the run."""
     def broken_compile(module, *a, **kw):
@@ -351,7 +381,7 @@ def test_resume_refuses_flags_that_change_the_model_or_its_data(genre_videos, tm
            *TINY, check=True)
     frames = (runs / "gan" / "p" / "frames" / "index.json").read_text()
     for flag, value, words in (("--size", "96", "size = 64"), ("--batch", "16", "batch = 8"),
-                               ("--fps", "20", "fps = 8.0"), ("--augment", "color", "augment = ''")):
+                               ("--fps", "20", "fps = 8.0"), ("--augment", "cutout", "augment = 'translation,color'")):
         proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", flag, value)
         assert proc.returncode == 2 and words in proc.stderr and flag in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
@@ -440,3 +470,104 @@ def test_exported_generator_is_small_and_loads_like_a_checkpoint(genre_videos, t
     proc = run_vj("gan", "walk", "bad", "--runs", str(runs), "--seconds", "0.2")
     assert proc.returncode == 2 and "ckpt.pt: not a generator checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- quality: KID, profiles, FastGAN, clip length
+def test_kid_is_the_unbiased_polynomial_mmd_and_separates_frames_from_noise(genre_videos, tmp_path):
+    from gan.quality import Features, kid, polynomial_mmd
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3)), rng.normal(0.5, 1, size=(5, 3))
+    k = lambda a, b: (a @ b.T / 3 + 1) ** 3  # noqa: E731 - the definition, spelled out
+    direct = ((k(x, x).sum() - np.trace(k(x, x))) / 30 + (k(y, y).sum() - np.trace(k(y, y))) / 20
+              - 2 * k(x, y).mean())
+    assert polynomial_mmd(x, y) == pytest.approx(direct, rel=1e-12)
+    cache = build_cache(genre_videos["plasma"], tmp_path / "c", 64, 12, progress=False)
+    frames = np.asarray(cache.frames[cache.active])
+    half_a, half_b = Features.of(frames[0::2]), Features.of(frames[1::2])
+    noise = Features.of(np.random.default_rng(1).integers(0, 255, frames.shape, dtype=np.uint8))
+    same, versus_noise = kid(half_a, half_b, subset_size=12), kid(half_a, noise, subset_size=12)
+    assert abs(same.value) < 0.05 and versus_noise.value > 0.5 and versus_noise.value > 20 * abs(same.value)
+    assert same.se > 0  # subsets smaller than the sets: a spread to report
+
+
+def test_diagnose_names_a_winning_discriminator_a_rising_kid_and_a_collapse():
+    from gan.quality import diagnose
+
+    assert diagnose([{"epoch": e, "d_g_z": 0.3} for e in range(5)]) is None
+    assert "discriminator wins" in diagnose([{"epoch": e, "d_g_z": 0.01} for e in range(5)])
+    rising = [{"epoch": e, "d_g_z": 0.3, "kid": v} for e, v in enumerate([0.05, 0.02, 0.03, 0.04, 0.06])]
+    assert "KID has risen" in diagnose(rising)
+    collapsed = [{"epoch": e, "d_g_z": 0.3, "spread": 0.1} for e in range(3)]
+    assert "collapsing" in diagnose(collapsed, real_spread=0.9)
+
+
+def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
+    from gan.config import PROFILES, settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = settings({"genre": "g", "videos": "/v"})
+    assert cfg.profile == "cpu" and (cfg.batch, cfg.ngf, cfg.lr, cfg.augment) == (
+        PROFILES["cpu"]["batch"], PROFILES["cpu"]["ngf"], PROFILES["cpu"]["lr"], PROFILES["cpu"]["augment"])
+    assert settings({"genre": "g", "videos": "/v", "batch": 32}).batch == 32
+    assert settings({"genre": "g", "videos": "/v", "profile": "none"}).batch == TrainConfig().batch
+    assert settings({"genre": "g", "videos": "/v", "device": "cuda"}).arch == "fastgan"
+
+
+def test_the_named_presets_spell_out_the_profiles_and_help_lists_them():
+    from gan.config import PROFILES, describe_profiles, preset_values
+    from vj.core.config import PRESETS
+
+    for name, preset in (("cpu", "quick-cpu.toml"), ("gpu", "overnight-gpu.toml")):
+        values = preset_values(PRESETS / "genres" / preset)
+        assert values["profile"] == name
+        assert {k: values[k] for k in PROFILES[name]} == PROFILES[name], preset  # no drift from the profile
+    text = describe_profiles()
+    assert all(f"  {name}" in text for name in PROFILES) and "batch 8" in text
+
+
+def test_fastgan_trains_samples_resumes_bit_exact_and_runs_live(genre_videos, tmp_path):
+    from gan.model import load_generator
+
+    cfg = tiny_cfg(genre_videos["particles"], arch="fastgan", size=128, nz=32, ngf=8, ndf=8, batch=4, fps=4,
+                   augment="color,translation", kid_minutes=0)
+    straight, split = tmp_path / "a", tmp_path / "b"
+    train_genre(replace(cfg, epochs=2), straight, progress=False)
+    train_genre(replace(cfg, epochs=1), split, progress=False)
+    train_genre(replace(cfg, epochs=2), split, resume=True, progress=False)
+    a, b = state(straight), state(split)
+    for net in ("G", "D", "G_ema"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert (straight / "samples" / "epoch_00002.png").exists() and a["cfg"]["arch"] == "fastgan"
+    G, noise = load_generator(straight / "ckpt.pt")
+    assert G(noise[:2]).shape == (2, 3, 128, 128)
+    # the live layer's frozen renderer on ONNX Runtime gives the torch images
+    ref = BatchStatsRenderer(G, noise, runtime="torch")
+    fast = BatchStatsRenderer(G, noise)
+    z = torch.randn(1, 32)
+    assert fast.runtime == "onnx" and (fast(z) - ref(z)).abs().max() < 1e-3
+
+
+def test_a_learning_clip_has_the_length_asked_for(genre_videos, tmp_path):
+    runs = tmp_path / "runs"
+    run_vj("gan", "train", str(genre_videos["plasma"]), "--genre", "p", "--runs", str(runs), "--epochs", "2",
+           *TINY, check=True)
+    run_vj("gan", "clip", "p", "--runs", str(runs), "--seconds", "2.5", "--fps", "24", "--out", str(tmp_path / "c.mp4"),
+           check=True)
+    assert count_frames(tmp_path / "c.mp4") == 60  # 3 samples spread over 2.5 s at 24 fps
+    from gan.config import settings, with_clip_length
+
+    cfg = with_clip_length(settings({"genre": "g", "videos": "/v", "epochs": 20, "clip_seconds": 10}))
+    assert cfg.samples_per_epoch == 15  # 300 frames at 30 fps from 20 epochs
+
+
+def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_vj("gan", "train", str(genre_videos["tunnel"]), "--genre", "t", "--runs", str(runs), "--epochs", "6",
+                  *TINY, "--set", "kid_epochs=2", check=True)
+    rows = (runs / "gan" / "t" / "log.csv").read_text().splitlines()
+    assert rows[0].endswith("kid,kid_se,spread")
+    kids = [r.split(",")[8] for r in rows[1:]]
+    assert any(kids) and " KID " in proc.stderr
+    proc = run_vj("gan", "score", "t", "--runs", str(runs), "--samples", "32", check=True)
+    assert proc.stdout.startswith("t: KID ") and "at epoch 6" in proc.stdout

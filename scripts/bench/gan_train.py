@@ -102,7 +102,7 @@ def main() -> None:
         tmp = Path(tmp)
         videos = procedural_videos(tmp / "videos")
         cfg = TrainConfig(genre="bench", size=args.size, batch=args.batch, device=args.device, compile=args.compile,
-                          cuda_graph=not args.no_graph)
+                          cuda_graph=not args.no_graph, kid_minutes=0)
         caches = [build_cache(folder, tmp / "cache" / g, args.size, args.fps, progress=False)
                   for g, folder in videos.items()]
         frames = np.concatenate([np.asarray(c.frames) for c in caches])

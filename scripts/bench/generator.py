@@ -10,6 +10,7 @@ making a new image for every 60 fps frame (``rate`` 60), blend and cubic upscale
 Untrained weights: speed does not depend on what a generator learned.
 
     python scripts/bench/generator.py [--sizes 64,96,128] [--seconds 3] [--device auto]
+    python scripts/bench/generator.py --arch fastgan --sizes 256 [--ngf 64]
 """
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def main() -> None:
     p.add_argument("--sizes", default="64,96,128")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per line")
     p.add_argument("--device", default="auto", help="auto: the CPU, then cuda where there is one")
+    p.add_argument("--arch", default="dcgan", help="dcgan (64, 96, 128) or fastgan (128-1024)")
+    p.add_argument("--ngf", type=int, help="generator width (default: the arch's default)")
     args = p.parse_args()
     header("live generator")
-    from gan.config import TrainConfig
-    from gan.model import Generator, init_weights
+    from gan.config import PROFILES, TrainConfig
+    from gan.fastgan import bake
+    from gan.model import build_networks
     from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
     from vj.effects import FrameContext
     from vj.mix import mix, mode_code
@@ -58,10 +62,13 @@ def main() -> None:
         if device == "cpu":
             torch.set_num_threads(1)  # as the live layer runs: one thread beside the compositor
         for size in map(int, args.sizes.split(",")):
-            cfg = TrainConfig(size=size)
+            extra = {"nz": PROFILES["gpu"]["nz"]} if args.arch == "fastgan" else {}
+            cfg = TrainConfig(arch=args.arch, size=size, ngf=args.ngf or TrainConfig.ngf, **extra)
             torch.manual_seed(0)
-            g = Generator(size, cfg.nz, cfg.ngf)
-            g.apply(init_weights)
+            g, _ = build_networks(cfg)
+            state = {k: v.clone() for k, v in g.state_dict().items()}  # as a checkpoint holds it
+            if args.arch == "fastgan":
+                bake(g)
             g = g.to(device).eval()
             reference = torch.randn(64, cfg.nz)
             walk = LatentWalk(cfg.nz)
@@ -79,7 +86,7 @@ def main() -> None:
 
             base_ips, _ = per_second(baseline, args.seconds, sync)
             ours_ips, times = per_second(ours, args.seconds, sync)
-            print(f"   {device} {size}px: baseline (reference batch of 64 + 1, train-mode BN) {base_ips:.1f} images/s; "
+            print(f"   {device} {args.arch} {size}px: baseline (reference batch of 64 + 1, train-mode BN) {base_ips:.1f} images/s; "
                   f"ours (frozen BN, 1 image) {ours_ips:.1f} images/s ({stats_ms(times)}); ratio {ours_ips / base_ips:.1f}x")
             if device == "cuda":
                 for batch in (16, 64):
@@ -90,10 +97,10 @@ def main() -> None:
                     print(f"      batches of {batch}: {ips * batch:.0f} images/s fp32, {ips16 * batch:.0f} images/s bf16")
             with tempfile.TemporaryDirectory() as tmp:
                 ckpt = Path(tmp) / "ckpt.pt"
-                torch.save({"G": g.cpu().state_dict(), "cfg": cfg.to_dict(), "fixed_noise": reference}, ckpt)
+                torch.save({"G": state, "cfg": cfg.to_dict(), "fixed_noise": reference}, ckpt)
                 src = GeneratorSource((1920, 1080), ckpt, exact=True, device=device)
                 frame_no = iter(range(10**9))
-                params = {"rate": 60}
+                params = {**GeneratorSource.defaults(), "rate": 60}
                 out = np.zeros((1080, 1920, 3), np.uint8)
 
                 def layer_frame():  # the source's frame, then the engine's mix finishes its upscale
