@@ -120,7 +120,7 @@ def test_background_workers_leave_the_cpu_to_the_frame_loop():
     """Decoders and the live generator run at the lowest priority (Linux: nice 19); the frame loop does not."""
     import threading
 
-    from vj.sources.base import background_priority
+    from vj.core.priority import background_priority
 
     if not hasattr(os, "getpriority"):
         pytest.skip("no POSIX priorities on this platform")
@@ -149,6 +149,31 @@ def test_mixing_rows_in_bands_is_blending_the_upscaled_frame(mode):
     for y0 in range(0, 37, 10):
         mix(banded[y0:y0 + 10], rows, MODES.index(mode), 0.7, y0)
     assert np.abs(banded.astype(int) - blend(base, rows.materialize(), mode, 0.7)).max() <= 1
+
+
+@pytest.mark.parametrize("mode", sorted(BLEND_MODES))
+def test_a_fade_mixed_in_bands_is_blending_the_crossfaded_layer(mode):
+    """A genre switch's layer (two genres' pixels weighted, tiles drawn over them) mixed band by band equals
+    the crossfaded frame blended whole: the mix finishes the fade without a full-frame copy."""
+    from vj.mix import MODES, Fade, mix, scale_rows
+
+    rng = np.random.default_rng(5)
+    old = scale_rows(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (64, 37))  # rows (an upscale)
+    new = rng.integers(0, 256, (37, 64, 3), dtype=np.uint8)                       # a frame
+    tile = rng.integers(0, 256, (9, 9, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, (37, 64, 3), dtype=np.uint8)
+    for a, b, tiles in ((old, new, []), (None, new, []), (old, new, [(tile, -4, 8), (tile, 60, 30)])):
+        fade = Fade(a, b, 0.3, 0.7, (64, 37), tiles)
+        layer = 0.7 * new.astype(np.float32) + 0.3 * (0 if a is None else old.materialize().astype(np.float32))
+        layer = np.round(layer).astype(np.uint8)
+        for img, x, y in tiles:  # clipped at the frame's edges
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(64, x + 9), min(37, y + 9)
+            layer[y0:y1, x0:x1] = img[y0 - y:y1 - y, x0 - x:x1 - x]
+        assert np.abs(fade.materialize().astype(int) - layer).max() <= 1
+        banded = base.copy()
+        for y0 in range(0, 37, 10):
+            mix(banded[y0:y0 + 10], fade, MODES.index(mode), 0.7, y0)
+        assert np.abs(banded.astype(int) - blend(base, layer, mode, 0.7)).max() <= 1
 
 
 # ---------------------------------------------------------------- effects
@@ -270,10 +295,20 @@ def test_param_store_clamps_drops_counts_and_last_value_wins():
 
 
 def test_tap_tempo_and_phase_continuity():
-    tempo = Tempo(120)
+    tempo = Tempo(100)
     for t in (10.0, 10.5, 11.0, 11.5):
         tempo.tap(t)
-    assert tempo.bpm == pytest.approx(120) and tempo.beat(11.5) == pytest.approx(round(tempo.beat(11.5)))
+    assert tempo.bpm == pytest.approx(120)
+    t, last = 11.5, tempo.beat(11.5)
+    error = abs(tempo.phase_error(11.5))
+    while t < 17:  # the clock eases onto the taps' phase: no jump, no beat skipped or doubled
+        t += 1 / 60
+        tempo.update(t)
+        assert 0 < tempo.beat(t) - last < 1.1 * 2 / 60
+        last = tempo.beat(t)
+        if abs(t - 13.0) < 1e-3:
+            assert abs(tempo.phase_error(t)) < error - 0.2  # closing at 8% of the tempo: 0.16 beats/s
+    assert error == pytest.approx(0.5) and tempo.beat(16.0) == pytest.approx(round(tempo.beat(16.0)), abs=0.02)
     for t in (20.0, 20.4, 20.8):
         tempo.tap(t)
     assert tempo.bpm == pytest.approx(150)
@@ -504,12 +539,13 @@ def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):
 
 # ---------------------------------------------------------------- audio as a control input
 def test_audio_onsets_and_level_are_found_in_a_click_track(tmp_path):
-    from vj.control.audio import AudioFileInput
+    from vj.audio import AudioFileInput
 
     track = AudioFileInput(click_track(tmp_path / "c.wav"), fps=20)
-    hits = [i for i in range(60) if track.read(i)[1]]
+    frames = [track.read(i) for i in range(60)]
+    hits = [i for i, f in enumerate(frames) if f.onset]
     assert [round(h / 20 - 0.25, 1) % 0.5 for h in hits] == [0.0] * len(hits)  # on the clicks only
-    assert len(hits) >= 5
+    assert len(hits) >= 5 and max(f.level for f in frames) > 0.5
 
 
 def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
@@ -536,7 +572,7 @@ def test_render_with_a_track_follows_it_and_muxes_it(show, tmp_path):
     assert "Audio: aac" in header and count_frames(tmp_path / "a.mp4") == 20
     assert probe(tmp_path / "a.mp4").duration <= 2.2
     # the same routes in-process: onsets toggle the invert, the level moves the opacity
-    from vj.control.audio import AudioFileInput
+    from vj.audio import AudioFileInput
 
     engine = Engine(load_scene(scene), exact=True)
     engine.attach_audio(AudioFileInput(track, 10))

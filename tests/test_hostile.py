@@ -153,6 +153,18 @@ def test_a_mutated_scene_loads_or_is_one_clear_error(tmp_path_factory, ops):
         assert "\n" not in str(exc) and str(exc)
 
 
+@pytest.mark.parametrize("layer", ['source = {}', 'source = "solid"\nblend = {}',
+                                   'source = "solid"\neffects = [{ type = {} }]'])
+def test_a_table_where_a_name_belongs_is_one_clear_error(tmp_path, layer):
+    from vj.scene import load_scene
+
+    path = tmp_path / "scene.toml"
+    path.write_text(f"[[layers]]\n{layer}\n")
+    with pytest.raises(ConfigError) as err:  # found by the mutation test above: was a TypeError
+        load_scene(path)
+    assert "\n" not in str(err.value) and "is not" in str(err.value)
+
+
 # ---------------------------------------------------------------- command-line numbers and resume rules
 @FAST
 @given(st.one_of(st.text(max_size=12), st.floats().map(repr), st.integers(-10**9, 10**9).map(str)))

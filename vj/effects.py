@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ class FrameContext:
     index: int = 0           # frame number
     state: dict = field(default_factory=dict)  # per effect instance (feedback buffers)
     row0: int = 0            # the first row of the frame this call sees (the engine works in row bands)
+    audio: Any = None        # the audio analysis of this frame (vj.audio.Frame), None without an input
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vj import mix as kernels
+from vj import music
 from vj.commands import COMMANDS, check_action, parse_action
 from vj.compositor import Compositor, EffectRuntime, Layer, Workers
 from vj.control.cues import Cue, CuePlayer
@@ -30,6 +31,7 @@ from vj.guard import show_log
 from vj.params import Event, Param, ParamStore
 from vj.scene import Scene, frame_bytes
 from vj.sources import SOURCES, ClipLibrary, Source, SourceEnv
+from vj.music import Music
 from vj.tempo import Tempo
 
 MASTER = (  # the show's own parameters: name, default (None: the scene's), range, kind, help
@@ -39,6 +41,8 @@ MASTER = (  # the show's own parameters: name, default (None: the scene's), rang
     ("genre.fade", None, 0, 60, "float", "genre crossfade seconds"),
     ("autopilot.bars", None, 0, 1024, "int", "switch genre every N bars (0: off)"),
 )
+QUANTIZE = ("off", "beat", "bar")  # genre.quantize: a switch, a cue or a jump asked for waits for the next one
+QUANTIZED = ("genre", "cue", "jump")
 
 
 class Output(Protocol):
@@ -77,8 +81,13 @@ class Engine:
         scene_values = {"tempo.bpm": scene.bpm, "genre.fade": scene.fade, "autopilot.bars": scene.autopilot_bars}
         for name, default, lo, hi, kind, help in MASTER:
             self.store.define(Param(name, scene_values.get(name, default), lo, hi, kind, help=help))
-        self.store.define(Param("audio.level", 0.0, help="the audio input's level (read-only)", readonly=True))
+        self.store.define(Param("genre.quantize", scene.quantize, kind="choice", choices=QUANTIZE,
+                                help="start a genre switch, a cue or a clip jump on the next beat or bar"))
+        music.define(self.store, scene.tempo_source)
+        self._waiting: list[tuple[float, Event]] = []  # quantized commands: (the beat they wait for, command)
         self.tempo = Tempo(scene.bpm)
+        self.music = Music(self.store, self.tempo, scene.audio)
+        self.audio_frame = None  # the audio analysis of this frame (None without an input)
         self.library = ClipLibrary(self.render_size, keep=2 * max(1, len(scene.genres)) + 2, background=not exact)
         self.workers = Workers(threads)
         kernels.warm_up()  # compiled (or loaded from numba's cache) now, not in the first frame of the show
@@ -93,7 +102,6 @@ class Engine:
         for fx in self.master_fx:
             for p in fx.params():
                 self.store.define(p)
-        self.audio = None  # an AudioFileInput / AudioDeviceInput: see attach_audio
         for name, value in scene.initial.items():
             if name not in self.store:
                 raise ConfigError(f"{scene.path} [initial]: {name!r} is not a parameter (see vj osc --list)")
@@ -110,7 +118,7 @@ class Engine:
                              prepare=self._prepare if follows and not exact else None)
         self.compositor = Compositor(self.render_size, self.layers, self.master_fx, self.store, self.workers)
         self.handlers: dict[str, Callable[[Event], None]] = {
-            "genre": lambda ev: self.genres.request(str(ev.value), self.t, ev.source),
+            "genre": lambda ev: self.genres.request(str(ev.value), self.t if ev.at is None else ev.at, ev.source),
             "cue": self._cue, "tap": self._tap, "jump": self._jump, "learn": self._learn}
         assert set(self.handlers) == set(COMMANDS), "every command needs a handler"
 
@@ -126,15 +134,16 @@ class Engine:
             if why:
                 problems.append(f"{where} [keys] {key!r}: {why}")
         route = self.scene.audio
-        if route.level and route.level not in self.store:
-            problems.append(f"{where} [audio] level = {route.level!r} is not a parameter (see vj osc --list)")
-        if route.onset:
+        for feature, param in route.follow.items():
+            if param not in self.store or self.store.params[param].readonly:
+                problems.append(f"{where} [audio] {feature} = {param!r} is not a parameter (see vj osc --list)")
+        for kind, action in route.fire.items():
             try:
-                why = check_action(*parse_action(route.onset), self.store.params, genres, cues)
+                why = check_action(*parse_action(action), self.store.params, genres, cues)
             except ValueError as exc:
                 why = str(exc)
             if why:
-                problems.append(f"{where} [audio] onset = {route.onset!r}: {why}")
+                problems.append(f"{where} [audio] {kind} = {action!r}: {why}")
         for cue in self.cues.cues:
             for name, value in cue.events:
                 why = check_action(name, value, self.store.params, genres, cues)
@@ -159,24 +168,16 @@ class Engine:
     def _background(self, job: Callable[[], object]) -> None:
         self.genres.submit(job)
 
-    # -- audio
+    # -- music
     def attach_audio(self, source) -> None:
-        """Let an audio input drive the scene's ``[audio]`` routes (level -> parameter, onset -> action)."""
-        route = self.scene.audio
-        if route.level and route.level not in self.store:
-            raise ConfigError(f"{self.scene.path} [audio] level = {route.level!r} is not a parameter")
-        self.audio = source
-        self._onset = parse_action(route.onset) if route.onset else None
+        """An audio input (``vj.audio.AudioFileInput`` / ``AudioDeviceInput``) for the analysis, the scene's
+        ``[audio]`` routes and the beat tracker."""
+        self.music.audio = source
 
-    def _audio_events(self) -> None:
-        level, onset = self.audio.read(self.index)
-        self.store.set("audio.level", level, "audio")
-        route = self.scene.audio
-        if route.level:
-            p = self.store.params[route.level]
-            self.store.push(route.level, p.lo + level * (p.hi - p.lo), "audio")
-        if onset and self._onset:
-            self.store.push(*self._onset, "audio")
+    def attach_link(self, session) -> None:
+        """An Ableton Link session (``vj.control.link.LinkSession``): the tempo follows it while
+        ``tempo.source`` is link, and tempo changes made here go to its peers."""
+        self.music.link = session
 
     # -- commands: one handler each
     def _cue(self, ev: Event) -> None:
@@ -188,9 +189,7 @@ class Engine:
             self.cues.fire(cue, self.t)
 
     def _tap(self, ev: Event) -> None:
-        bpm = self.tempo.tap(self.t)
-        if bpm is not None:
-            self.tempo.set_bpm(self.store.set("tempo.bpm", bpm, ev.source or "tap"), self.t)
+        self.music.tap(self.t, ev.source)
 
     def _jump(self, ev: Event) -> None:
         salt = int(self.tempo.beat(self.t) * 1000)
@@ -203,16 +202,43 @@ class Engine:
         for learner in self.learners:
             learner(str(ev.value))
 
+    def _quantize(self, ev: Event) -> bool:
+        """Hold a genre switch, named cue or jump a control asked for until the next beat or bar (cue lists
+        are timed already). True when it waits."""
+        q = {"beat": 1, "bar": 4}.get(self.store.choice("genre.quantize"))
+        if q is None or ev.name not in QUANTIZED or ev.source == "cue" or ev.at is not None:
+            return False
+        beat = self.tempo.beat(self.t)
+        target = -(-beat // q) * q  # the next multiple of q (or this one, exactly on it)
+        if target - beat < 1e-6:
+            return False
+        self._waiting.append((target, ev))
+        return True
+
+    def _release(self, beat: float) -> None:
+        """Quantized commands whose beat has come; a genre's fade starts exactly on the beat (frame-exact)."""
+        due = [(b, ev) for b, ev in self._waiting if beat >= b - 1e-9]
+        if not due:
+            return
+        self._waiting = [(b, ev) for b, ev in self._waiting if beat < b - 1e-9]
+        for b, ev in due:
+            ev.at = self.t - (beat - b) * 60.0 / self.tempo.rate
+            self._handle(ev)
+
+    def _handle(self, ev: Event) -> None:
+        try:
+            self.handlers[ev.name](ev)
+        except (TypeError, ValueError) as exc:
+            self.store.reject("bad value", f"{ev.name} {ev.value!r}: {exc}", ev.source)
+
     def _apply_events(self) -> None:
         for _ in range(8):  # a cue fired by a command pushes events of its own: drain again (bounded)
             drained = self.store.drain()
             if "tempo.bpm" in drained.changed:
-                self.tempo.set_bpm(drained.changed["tempo.bpm"], self.t)
+                self.music.bpm_set(drained.changed["tempo.bpm"], drained.sources["tempo.bpm"])
             for ev in drained.commands:
-                try:
-                    self.handlers[ev.name](ev)
-                except (TypeError, ValueError) as exc:
-                    self.store.reject("bad value", f"{ev.name} {ev.value!r}: {exc}", ev.source)
+                if not self._quantize(ev):
+                    self._handle(ev)
             if not drained.commands:
                 return
 
@@ -223,17 +249,17 @@ class Engine:
         for poll in self.before_frame:
             self._guarded(poll, "control input")
         self.cues.due(t)
-        if self.audio is not None:
-            self._guarded(self._audio_events, "audio input")
+        self._guarded(lambda: setattr(self, "audio_frame", self.music.step(t, self.index)), "audio and tempo")
         self.genres.poll(t)
         self._apply_events()
         beat = self.tempo.beat(t)
+        self._release(beat)
         self.genres.autopilot(beat, int(self.store.values["autopilot.bars"]), t)
         self._apply_events()
         g = self.genres
         fade = g.fade(t, self.store.values["genre.fade"])
-        frame = self.compositor.composite(FrameContext(t=t, beat=beat, index=self.index), g.current, g.fade_from,
-                                          fade)
+        ctx = FrameContext(t=t, beat=beat, index=self.index, audio=self.audio_frame if self.music.audio else None)
+        frame = self.compositor.composite(ctx, g.current, g.fade_from, fade)
         if self.render_size != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
         self.frame_ms.append((time.perf_counter() - t0) * 1000)

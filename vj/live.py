@@ -15,7 +15,8 @@ from typing import Any
 
 from vj.clock import RealtimeClock
 from vj.commands import COMMANDS, check_action, resolve
-from vj.control.audio import AudioDeviceInput
+from vj.audio import AudioDeviceInput
+from vj.control.link import LinkSession, LinkUnavailable
 from vj.control.mapping import load_mapping
 from vj.control.midi import MidiControl, MidiUnavailable
 from vj.control.osc import OscFeedback, OscRouter, OscServer, parse_host_port
@@ -46,6 +47,7 @@ class LiveControl:
     spout: str | None = None
     vcam: bool = False
     web: str | None = None        # [HOST:]PORT of the control page and API ("off" or None: no web)
+    link: bool = False            # join an Ableton Link session and follow it
 
     @classmethod
     def from_args(cls, args) -> "LiveControl":
@@ -81,6 +83,14 @@ def start_live_control(control: LiveControl, engine: Engine, outputs: list) -> l
                 closers.append(midi)
             except MidiUnavailable as exc:
                 log.warning("midi: %s", exc)
+        if control.link:
+            try:
+                session = LinkSession(engine.store.values["tempo.bpm"])
+                engine.attach_link(session)
+                engine.store.set("tempo.source", "link", "link")
+                closers.append(session)
+            except LinkUnavailable as exc:
+                log.warning("link: %s", exc)
         if control.web and control.web != "off":
             closers.append(start_web(engine, control.web))
     except BaseException:
@@ -139,8 +149,7 @@ class ShowAPI:
 
     def _tempo(self) -> dict:
         e = self.engine
-        return {"bpm": self.store.values["tempo.bpm"], "beat": e.tempo.beat(e.t),
-                "source": self.store.state.get("tempo.source", "fixed")}
+        return {"bpm": e.tempo.bpm, "beat": e.tempo.beat(e.t), "source": e.music.leader}
 
     def _fade(self) -> float:
         g, e = self.engine.genres, self.engine
@@ -236,8 +245,7 @@ class StatusLine:
         e = self.engine
         recent = sorted(list(e.frame_ms)[-self.every:])
         log.info("status: %d frames, render p95 %.1f ms, genre %s, %.1f BPM (%s), %s", i,
-                 recent[int(len(recent) * 0.95)], e.genres.current, e.store.values["tempo.bpm"],
-                 e.store.state.get("tempo.source", "fixed"), e.store.status())
+                 recent[int(len(recent) * 0.95)], e.genres.current, e.tempo.bpm, e.music.leader, e.store.status())
 
 
 def play_live(engine: Engine, headless: bool = False, fullscreen: bool = False, display: int = 0,

@@ -100,7 +100,7 @@ class Event:
     name: str
     value: Any
     source: str = ""
-
+    at: float | None = None   # a command held for a beat: the show time it belongs to
 
 @dataclass
 class Drained:

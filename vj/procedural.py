@@ -105,21 +105,47 @@ def write_genre_videos(out_dir: str | Path, genre: str, count: int = 2, seconds:
     return paths
 
 
-def write_beat_track(path: str | Path, seconds: float = 20.0, bpm: float = 124.0, rate: int = 44100) -> Path:
-    """A synthesised four-on-the-floor loop (kick, off-beat hats, a bass pulse) as a 16-bit WAV."""
+def beat_track(bpm: float = 124.0, seconds: float = 20.0, rate: int = 44100, swing: float = 0.0,
+               change_at: float | None = None, bpm2: float | None = None, pad: bool = True,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A synthesised track with known beats: a kick on every beat, a hat off the beat (``swing``: the hat
+    that much of a beat late), a bass pulse and a pad; the tempo may change to ``bpm2`` at ``change_at``.
+    Returns (mono float32 samples in [-1, 1], the beat times in seconds)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    beats, t = [], 0.0
+    while t < seconds:
+        beats.append(t)
+        t += 60.0 / (bpm2 if bpm2 and change_at is not None and t >= change_at else bpm)
+    beats = np.array(beats)
+    x = np.zeros(n)
+    k = np.arange(int(0.25 * rate)) / rate
+    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-k * 30)) * k) * np.exp(-k * 12)
+    h = np.arange(int(0.05 * rate)) / rate
+    for i, b in enumerate(beats):
+        a = int(b * rate)
+        m = min(len(kick), n - a)
+        x[a:a + m] += 0.8 * kick[:m]
+        nxt = beats[i + 1] if i + 1 < len(beats) else b + 60.0 / bpm
+        a2 = int((b + (nxt - b) * (0.5 + swing)) * rate)
+        if a2 < n:
+            m2 = min(len(h), n - a2)
+            x[a2:a2 + m2] += 0.3 * rng.normal(0, 1, m2) * np.exp(-h[:m2] * 80)
+        root = 55.0 if (i // 2) % 2 == 0 else 65.4                      # A1, then C2, every two beats
+        m3 = min(int(0.3 * rate), n - a)
+        tt = np.arange(m3) / rate
+        x[a:a + m3] += 0.2 * np.sin(2 * np.pi * root * tt) * np.exp(-tt * 6)
+    if pad:
+        tt = np.arange(n) / rate
+        x += 0.06 * sum(np.sin(2 * np.pi * f * tt) for f in (220.0, 277.2, 329.6))  # an A major chord
+    return np.clip(x, -1, 1).astype(np.float32), beats
+
+
+def write_beat_track(path: str | Path, seconds: float = 20.0, bpm: float = 124.0, rate: int = 44100, **kw) -> Path:
+    """``beat_track`` as a 16-bit WAV (the demo's showcase runs over one)."""
     import wave
 
-    n = int(seconds * rate)
-    t = np.arange(n) / rate
-    beat = 60.0 / bpm
-    phase = (t % beat) / beat * beat          # seconds since the last beat
-    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-phase * 30)) * phase) * np.exp(-phase * 9)
-    off = ((t + beat / 2) % beat)
-    hats = np.random.default_rng(0).normal(0, 1, n) * np.exp(-off * 60) * 0.15
-    bar = (t % (4 * beat)) / beat
-    root = np.where(bar < 2, 55.0, 65.4)       # A1, then C2
-    bass = np.sin(2 * np.pi * root * t) * 0.25 * np.exp(-phase * 3)
-    x = np.clip(0.7 * kick + hats + bass, -1, 1)
+    x, _ = beat_track(bpm, seconds, rate, **kw)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vj.control.audio import AudioRoute
+from vj.audio import FEATURES, ONSETS, AudioRoute
 from vj.core import runs
 from vj.core.config import ConfigError, check_keys, number, read_toml
 from vj.effects import BLEND_MODES, EFFECTS
 from vj.sources import SOURCES, Genre
+from vj.tempo import LEADERS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Scene:
     genres: dict[str, Genre] = field(default_factory=dict)
     genre: str = ""                # the genre at start
     fade: float = 1.0              # seconds of crossfade on a genre switch
+    quantize: str = "off"          # a switch, cue or jump asked for starts on the next "beat" or "bar"
+    tempo_source: str = "fixed"    # who leads the tempo: fixed, tap, midi, link or audio
     autopilot_bars: int = 0        # switch genre every N bars (4 beats); 0: off
     layers: list[LayerSpec] = field(default_factory=list)
     effects: list[EffectSpec] = field(default_factory=list)   # master effects, after compositing
@@ -113,7 +116,7 @@ def _effects(items: Any, where: str, prefix: str) -> list[EffectSpec]:
         w = f"{where}[{i}]"
         if not isinstance(item, dict) or "type" not in item:
             raise ConfigError(f"{w}: an effect needs type = one of {', '.join(EFFECTS)}")
-        fx = EFFECTS.get(item["type"])
+        fx = EFFECTS.get(item["type"]) if isinstance(item["type"], str) else None
         if fx is None:
             raise ConfigError(f"{w}: type = {item['type']!r} is not an effect ({', '.join(EFFECTS)})")
         values = {k: v for k, v in item.items() if k not in ("type", "id")}
@@ -171,7 +174,10 @@ def load_scene(path: str | Path) -> Scene:
         scene.size = parse_size(out["size"], f"{where} [output] size")
     scene.fps = number(out.get("fps", scene.fps), f"{where} [output] fps", 1, 240)
     tempo = _table(data.get("tempo", {}), f"{where} [tempo]")
-    check_keys(tempo, {"bpm", "autopilot_bars"}, f"{where} [tempo]")
+    check_keys(tempo, {"bpm", "autopilot_bars", "source"}, f"{where} [tempo]")
+    scene.tempo_source = str(tempo.get("source", "fixed"))
+    if scene.tempo_source not in LEADERS:
+        raise ConfigError(f"{where} [tempo] source = {scene.tempo_source!r} is not one of {', '.join(LEADERS)}")
     scene.bpm = number(tempo.get("bpm", scene.bpm), f"{where} [tempo] bpm", 20, 300)
     scene.autopilot_bars = int(number(tempo.get("autopilot_bars", 0), f"{where} [tempo] autopilot_bars", 0, 1024))
 
@@ -181,7 +187,10 @@ def load_scene(path: str | Path) -> Scene:
         scene.genres[name] = _genre(name, _table(g, w), root, w, scene.missing)
 
     gsw = _table(data.get("genre", {}), f"{where} [genre]")
-    check_keys(gsw, {"initial", "fade"}, f"{where} [genre]")
+    check_keys(gsw, {"initial", "fade", "quantize"}, f"{where} [genre]")
+    scene.quantize = str(gsw.get("quantize", "off"))
+    if scene.quantize not in ("off", "beat", "bar"):
+        raise ConfigError(f"{where} [genre] quantize = {scene.quantize!r} is not one of off, beat, bar")
     scene.genre = str(gsw.get("initial", next(iter(scene.genres), "")))
     if scene.genres and scene.genre not in scene.genres:
         raise ConfigError(f"{where} [genre] initial = {scene.genre!r} is not a genre ({', '.join(scene.genres)})")
@@ -201,9 +210,9 @@ def load_scene(path: str | Path) -> Scene:
         if any(other.name == name for other in scene.layers):
             raise ConfigError(f"{w}: name = {name!r} is used twice")
         kind = layer.get("source")
-        if kind not in SOURCES:
+        if not isinstance(kind, str) or kind not in SOURCES:
             raise ConfigError(f"{w}: source = {kind!r} is not one of {', '.join(SOURCES)}")
-        if layer.get("blend", "normal") not in BLEND_MODES:
+        if not isinstance(layer.get("blend", "normal"), str) or layer.get("blend", "normal") not in BLEND_MODES:
             raise ConfigError(f"{w}: blend = {layer['blend']!r} is not one of {', '.join(BLEND_MODES)}")
         if layer.get("deck", "") not in ("", "A", "B"):
             raise ConfigError(f"{w}: deck = {layer['deck']!r} must be \"A\", \"B\" or \"\"")
@@ -217,8 +226,9 @@ def load_scene(path: str | Path) -> Scene:
     scene.keys = {str(k): str(v) for k, v in _table(data.get("keys", {}), f"{where} [keys]").items()}
     scene.initial = dict(_table(data.get("initial", {}), f"{where} [initial]"))
     audio = _table(data.get("audio", {}), f"{where} [audio]")
-    check_keys(audio, {"level", "onset", "gain"}, f"{where} [audio]")
-    scene.audio = AudioRoute(str(audio.get("level", "")), str(audio.get("onset", "")),
+    check_keys(audio, {*FEATURES, *ONSETS, "gain"}, f"{where} [audio]")
+    scene.audio = AudioRoute({k: str(audio[k]) for k in FEATURES if k in audio},
+                             {k: str(audio[k]) for k in ONSETS if k in audio},
                              number(audio.get("gain", 1.0), f"{where} [audio] gain", 0, 100))
     for line in scene.missing:
         log.warning("scene: %s", line)

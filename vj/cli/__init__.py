@@ -24,11 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     from gan.cli import add_parser as add_gan
     from mosaic.cli import add_parser as add_mosaic
-    from vj.cli import control, demo, monitor, show
+    from vj.cli import audio, control, demo, monitor, show
 
     add_gan(sub, monitor=monitor.serving)  # `vj gan train --web` serves the monitor while it trains
     add_mosaic(sub)
-    for module in (show, control, monitor, demo):
+    for module in (show, control, audio, monitor, demo):
         module.add_parser(sub)
     return parser
 

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from vj.params import Param
-from vj.sources.base import Genre, Source, SourceEnv, background_priority, cover
+from vj.core.priority import background_priority
+from vj.sources.base import Genre, Source, SourceEnv, cover
 
 
 class GeneratorSource(Source):
@@ -27,6 +28,9 @@ class GeneratorSource(Source):
         Param("smooth", 1.0, 0, 1, help="ease in/out at key points"),
         Param("jitter", 0.0, 0, 1, help="per-frame latent noise"),
         Param("rate", 20, 1, 60, help="generator images per second; the frames between are blended"),
+        Param("pulse", 0.0, 0, 1, help="a kick pushes the latent along its strongest direction (depth)"),
+        Param("motion", 0.0, 0, 1, help="harmonic energy sets the walk's speed (depth)"),
+        Param("chroma", 0.0, 0, 1, help="the music's pitch classes steer 12 latent directions (depth)"),
     )
 
     @classmethod
@@ -42,9 +46,10 @@ class GeneratorSource(Source):
         import torch
 
         from gan.model import load_generator
-        from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
+        from gan.walk import BatchStatsRenderer, LatentDance, LatentWalk, sefa_directions, to_uint8
 
         self.torch, self.to_uint8 = torch, to_uint8
+        self.LatentDance, self.sefa, self.dance = LatentDance, sefa_directions, None
         if str(device) == "cpu":
             # one thread: the engine already runs layers side by side, and torch's idle OpenMP threads
             # spin for a while after each call, taking the cores the compositor needs
@@ -70,9 +75,12 @@ class GeneratorSource(Source):
             self._thread = threading.Thread(target=self._work, name="generator", daemon=True)
             self._thread.start()
 
-    def _render(self, walk_t: float, smooth: float, jitter: float) -> np.ndarray:
+    def _render(self, walk_t: float, smooth: float, jitter: float, offset=None) -> np.ndarray:
         self.walk.smooth = smooth
-        return self.to_uint8(self.render_batch(self.walk(walk_t, jitter=jitter).unsqueeze(0)))[0].astype(np.float32)
+        z = self.walk(walk_t, jitter=jitter)
+        if offset is not None:
+            z = z + offset
+        return self.to_uint8(self.render_batch(z.unsqueeze(0)))[0].astype(np.float32)
 
     def _work(self) -> None:
         self.torch.set_num_threads(1)  # leave the other core to the render loop
@@ -89,17 +97,37 @@ class GeneratorSource(Source):
                     continue
                 want, self._want = self._want, None
             next_at = time.monotonic() + 1.0 / max(1.0, want[3])
-            img = self._render(*want[:3])
+            img = self._render(*want[:3], want[4])
             # blend on from what is on screen now, so a new image never makes a jump
             self._pair = (self._shown, img, self.last_t or 0.0)
+
+    def _dance(self, ctx, p, dt: float):
+        """(walk speed factor, latent offset) from this frame's audio (1, None without audio or depth)."""
+        a = ctx.audio
+        if a is None or not (p["pulse"] or p["motion"] or p["chroma"]):
+            return 1.0, None
+        if self.dance is None:
+            self.dance = self.LatentDance(self.sefa(self.G).cpu())
+        hit = (0.5 + 0.5 * a.low) if a.onset_low else 0.0
+        return self.dance.step(dt, hit, a.harmonic, a.chroma, p["pulse"], p["motion"], p["chroma"])
 
     def frame(self, ctx, p):
         dt = 0.0 if self.last_t is None else max(0.0, ctx.t - self.last_t)
         self.last_t = ctx.t
-        self.walk_t += dt * p["speed"]
+        factor, offset = self._dance(ctx, p, dt)
+        self.walk_t += dt * p["speed"] * factor
         rate = max(1.0, p["rate"])
-        want = (self.walk_t, p["smooth"], p["jitter"], rate)
-        if self.exact:  # images at fixed show times (slot starts), the walk predicted ahead: repeatable
+        want = (self.walk_t, p["smooth"], p["jitter"], rate, offset)
+        if self.exact and offset is not None:  # dancing to a track: each slot's image from this frame's audio
+            pos = ctx.t * rate + 1e-6
+            slot = int(pos)
+            if self._slot != slot:
+                start = self._pair[1] if self._slot == slot - 1 and self._pair[1] is not None else \
+                    self._render(*want[:3], offset)
+                nxt = self._render(self.walk_t + p["speed"] * factor / rate, *want[1:3], offset)
+                self._slot, self._pair = slot, (start, nxt, 0.0)
+            a = pos - slot
+        elif self.exact:  # images at fixed show times (slot starts), the walk predicted ahead: repeatable
             pos = ctx.t * rate + 1e-6
             slot = int(pos)
             if self._slot != slot:
