@@ -69,8 +69,11 @@ def test_face_crop_finds_the_face(tmp_path):
     face = next(read_frames(path, size=64, crop="face"))
     centre = next(read_frames(path, size=64, crop="center"))
     assert face.shape == (64, 64, 3)
-    # the face crop holds skin tones of the astronaut; the centre crop is half black
-    assert face.mean() > centre.mean() + 10 or (centre == 0).mean() > 0.2
+    skin = face[28:36, 28:36].reshape(-1, 3).mean(0)  # the crop's middle is her face: light skin, R > G > B
+    assert skin[0] > 180 and skin[1] > 140 and skin[0] > skin[1] > skin[2], skin
+    assert (face[:32, :16].max(2) < 10).mean() < 0.02  # a tight square on her: none of the black left side
+    suit = centre[28:36, 28:36].reshape(-1, 3).mean(0)  # the centre crop's middle is the orange suit
+    assert suit[1] < 130 and (centre.max(2) < 10).mean() > 0.3
 
 
 @pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"\x00\x01garbage" * 500, "not a readable video"),

@@ -37,6 +37,9 @@ def add_live_control_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--web", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                    help="serve the control page, REST/WebSocket API and preview (default address with the flag "
                         "alone: 127.0.0.1:8080; beyond loopback it needs the printed token)")
+    g.add_argument("--link", action="store_true",
+                   help="join an Ableton Link session: follow its tempo and bar phase, send tempo changes to its "
+                        "peers (extra: link)")
     o = p.add_argument_group("outputs (optional extras)")
     o.add_argument("--ndi", metavar="NAME", help="send as an NDI source (extra: ndi)")
     o.add_argument("--syphon", metavar="NAME", help="publish a Syphon server (macOS, extra: syphon)")
@@ -46,7 +49,10 @@ def add_live_control_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     osc = sub.add_parser("osc", help="the OSC address space of a scene",
-                         description="Every OSC address a scene understands, with range and default.")
+                         description="Every OSC address a scene understands, with range and default.",
+                         epilog="examples:\n  vj osc --list\n  vj osc --scene my-show.toml --cues my-cues.toml   "
+                                "# the scene's genres and cues as arguments\n  vj osc --markdown > table.md\n",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     osc.add_argument("--list", action="store_true", help="print every address (the default)")
     osc.add_argument("--scene", type=Path, help="scene TOML (default: presets/scenes/demo.toml)")
     osc.add_argument("--cues", type=Path, help="cue list TOML: its named cues are listed as /vj/cue's arguments")
@@ -54,11 +60,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     osc.set_defaults(func=cmd_osc)
 
     midi = sub.add_parser("midi", help="list MIDI ports, or learn a mapping",
-                          description="MIDI: list ports, or bind a parameter to the next control you move.")
+                          description="MIDI: list ports, or bind a parameter to the next control you move.",
+                          epilog="examples:\n  vj midi --list\n  vj midi --learn master.crossfade --port nanoKONTROL\n"
+                                 "  vj midi --learn genre:tunnel --mapping presets/mappings/my-controller.toml\n",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     midi.add_argument("--list", action="store_true", help="list input ports (the default)")
     midi.add_argument("--learn", metavar="PARAM", help="parameter (or genre:NAME, cue:NAME, tap) to bind")
     midi.add_argument("--port", default="", help="port name contains this (default: any)")
-    midi.add_argument("--mapping", type=Path, default=MAPPINGS / "learned.toml", help="mapping file to update")
+    midi.add_argument("--mapping", type=Path, default=MAPPINGS / "learned.toml", help="mapping file to update (default: %(default)s)")
     midi.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a control (default 30)")
     midi.set_defaults(func=cmd_midi)
 

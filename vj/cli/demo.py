@@ -24,7 +24,10 @@ GENRES = ("plasma", "tunnel", "particles", "typography")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on built-in material (no media, no network)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  vj demo                          # render demo-out/showcase.mp4\n"
+                              "  vj demo --live                   # play it in a window, with the control page\n"
+                              "  vj demo --fresh --train-seconds 600 --size 1920x1080\n")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=20.0, help="showcase length (default 20)")
     p.add_argument("--size", default="1280x720", help="showcase size WxH (default 1280x720)")
@@ -49,7 +52,7 @@ def make_videos(out: Path) -> dict[str, Path]:
 
 def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     from gan.clips import learning_clip, walk_clip
-    from gan.config import TrainConfig
+    from gan.config import settings
     from gan.train import train_queue
     from vj.core.runs import GanRun
 
@@ -58,11 +61,10 @@ def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     for genre, folder in folders.items():
         run = GanRun.of(runs, genre)
         if not run.ckpt.exists():
-            # small and quick on two cores: a higher learning rate and small batches give a few hundred
-            # steps per genre, enough to go from grey noise to the genre's colours and shapes
-            cfg = TrainConfig(genre=genre, videos=str(folder), size=64, ngf=24, ndf=16, batch=8, fps=6, lr=8e-4,
-                              epochs=0, hours=budget / 3600, n_fixed=36, device="auto",
-                              augment="translation,color")
+            # no tuning here: the profile that suits the machine (the cpu one: small, quick, augmented; on
+            # a CUDA GPU FastGAN at 256 px), with the demo's time budget and a small sample grid
+            cfg = settings({"genre": genre, "videos": str(folder), "epochs": 0, "hours": budget / 3600,
+                            "n_fixed": 36, "kid_minutes": 0.0}, "vj demo")
             jobs.append((cfg, run))
     if jobs:
         log.info("demo: training %d genre GANs for %.0f s in all", len(jobs), budget)

@@ -67,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="x264 speed/size trade at the same quality: ultrafast, superfast (default: keeps "
                              "ahead of real time at 1080p30 on 2 cores), veryfast (two thirds the file, 1.5x the "
                              "encoding CPU) ... veryslow")
+    render.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: a plain line every 10 s (the default when the output is a file)")
     render.set_defaults(func=cmd_render)
 
     presets = sub.add_parser("presets", help="check scenes, genres, cue lists and mappings",
@@ -144,7 +146,7 @@ def render_show(scene: Path, out: Path, seconds: float | None = None, cues: Path
     try:
         track = None
         if audio:
-            from vj.control.audio import AudioFileInput
+            from vj.audio import AudioFileInput
 
             track = AudioFileInput(audio, engine.fps, engine.scene.audio.gain)
             engine.attach_audio(track)

@@ -1,0 +1,131 @@
+"""The first hour with the command line: help that teaches, checks that check, output that reads in a file."""
+from __future__ import annotations
+
+import argparse
+import logging
+import textwrap
+import time
+
+import pytest
+
+from conftest import run_vj
+from vj.core.media import count_frames
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "vj"):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield name, parser
+    for sub in subs:
+        for child_name, child in sub.choices.items():
+            yield from _commands(child, f"{name} {child_name}")
+
+
+def test_every_command_has_examples_and_every_argument_says_what_it_does():
+    from vj.cli import build_parser
+
+    commands = dict(_commands(build_parser()))
+    assert {"vj gan train", "vj gan score", "vj mosaic query", "vj live", "vj osc", "vj audio analyze",
+            "vj demo"} <= set(commands)
+    for name, parser in commands.items():
+        examples = [line for line in (parser.epilog or "").splitlines() if line.strip().startswith("vj ")]
+        assert len(examples) >= 2, f"{name} --help shows {len(examples)} examples"
+        assert parser.description, f"{name} has no description"
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name}: {'/'.join(action.option_strings) or action.dest} has no help"
+            shown_default = action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings
+            if shown_default and not isinstance(action.default, bool):
+                assert "default" in action.help, f"{name}: {action.option_strings[0]} does not say its default"
+
+
+def test_presets_check_reads_the_kind_from_the_content_and_checks_every_action(tmp_path):
+    (tmp_path / "my-cues.toml").write_text('[[cue]]\nat = 1.0\ngenre = "red"\n')  # outside cues/
+    (tmp_path / "quick.toml").write_text('epochs = 3\nsize = 64\n')               # a genre outside genres/
+    scene = tmp_path / "show.toml"
+    scene.write_text(textwrap.dedent("""
+        [genre]
+        initial = "red"
+        [genres.red]
+        clips = ["gone/red.mp4"]
+        [[layers]]
+        source = "clip"
+        [keys]
+        "2" = "genre phto"
+    """))
+    proc = run_vj("presets", "check", str(tmp_path / "my-cues.toml"), str(tmp_path / "quick.toml"), str(scene))
+    out = proc.stdout
+    assert proc.returncode == 1 and "2 ok, 1 with errors" in out, out + proc.stderr
+    assert "ok    " in out and "my-cues.toml" in out and "quick.toml" in out
+    assert "phto" in out and "red" in out  # the unknown genre named, with the known ones
+    scene.write_text(scene.read_text().replace("genre phto", "genre red"))
+    proc = run_vj("presets", "check", str(scene))
+    assert proc.returncode == 0
+    assert "gone/red.mp4" in proc.stdout and "black until the files are there" in proc.stdout  # named, advised
+
+
+def test_osc_list_names_the_scenes_genres_and_cues(show):
+    _, scene, cues = show
+    out = run_vj("osc", "--list", "--scene", str(scene), "--cues", str(cues), check=True).stdout
+    genre_line = next(line for line in out.splitlines() if "/vj/genre " in line or "/vj/genre\t" in line
+                      or line.split()[:1] == ["/vj/genre"])
+    assert "red" in genre_line and "blue" in genre_line
+    assert "invert" in next(line for line in out.splitlines() if line.split()[:1] == ["/vj/cue"])
+
+
+def test_render_without_seconds_ends_after_the_cue_list_and_log_makes_its_folder(show, tmp_path):
+    _, scene, cues = show
+    log = tmp_path / "new" / "deeper" / "show.log"
+    run_vj("render", str(scene), "--cues", str(cues), "--out", str(tmp_path / "out" / "a.mp4"), "--log", str(log),
+           check=True)
+    # the last cue is at beat 4 (2 s at 120 BPM), then the 0.5 s fade and a second: 3.5 s at 10 fps
+    assert count_frames(tmp_path / "out" / "a.mp4") == 35
+    assert "cue invert at 2.00s" in log.read_text()
+    proc = run_vj("render", str(scene), "--out", str(tmp_path / "b.mp4"))
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("vj: error: give --seconds") and "Traceback" not in proc.stderr
+
+
+def test_an_unnamed_cue_is_labelled_by_its_index_and_first_action(tmp_path):
+    from vj.control.cues import load_cues
+
+    path = tmp_path / "c.toml"
+    path.write_text('[[cue]]\nat = 1\nname = "drop"\ngenre = "red"\n[[cue]]\nat = 2\ngenre = "blue"\n'
+                    '[[cue]]\nat = 3\nset = { "master.fader" = 0.5 }\n')
+    assert [c.label for c in load_cues(path, 120)] == ["drop", "#1: genre blue", "#2: master.fader 0.5"]
+
+
+def test_a_deadline_run_shows_the_time_left_not_a_huge_epoch_count():
+    from gan.config import TrainConfig
+    from gan.train import Trainer
+
+    trainer = Trainer.__new__(Trainer)  # the label alone: no data, no networks
+    trainer.cfg = TrainConfig(epochs=0, hours=2.5)
+    label = trainer._epoch_label(4, time.time() + 2 * 3600 + 600)
+    assert label.startswith("epoch 4 (until ") and "2h" in label and "m left)" in label
+    trainer.cfg = TrainConfig(epochs=25)
+    assert trainer._epoch_label(4, None) == "epoch 4/25"
+
+
+def test_progress_in_a_log_file_is_plain_lines_and_a_bar_only_on_a_terminal(caplog):
+    from vj.core.progress import Progress
+
+    caplog.set_level(logging.INFO, logger="vj")
+    p = Progress(100, "frames", unit="frame", every=0.0)  # under pytest stderr is not a terminal
+    for _ in range(3):
+        p.update(1, fps="30.0")
+    p.line("epoch 1/2")
+    p.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(",")[0] for line in lines[:3]] == [f"frames: {n}/100 frames ({n}%)" for n in (1, 2, 3)]
+    assert all("\r" not in line and "fps 30.0" in line for line in lines[:3]) and lines[3] == "epoch 1/2"
+
+
+def test_every_long_command_can_turn_its_bar_off():
+    from vj.cli import build_parser
+
+    commands = dict(_commands(build_parser()))
+    for name in ("vj gan train", "vj gan clip", "vj gan walk", "vj mosaic build", "vj render"):
+        options = {s for a in commands[name]._actions for s in a.option_strings}
+        assert "--no-progress" in options, f"{name} has no --no-progress"
