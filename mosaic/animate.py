@@ -80,7 +80,8 @@ class MosaicAnimator:
         k = self._strips.shape[1] if self._strips is not None else 1
         self._phase = ((np.arange(self.n_cells) * 0.6180339887 % 1.0) * k).tolist()  # golden-ratio spread
         self._extractor = None
-        self._match: tuple = (None, None)  # (the other map's Built, this map's cell for each of its cells)
+        # per other map (by id of its Built): (that Built, this map's cell for each of its cells)
+        self._match: dict[int, tuple[object, np.ndarray]] = {}
 
     # ------------------------------------------------------------ pasting single cells
     def make_masks(self) -> None:
@@ -208,7 +209,7 @@ class MosaicAnimator:
         maps' zooms this frame."""
         w, h = self.size
         sa, sb = h * z_src / src.ch, h * z / self.ch        # output px per canvas px, each map
-        target = self._matches(src)[visible]
+        target = self.matches(src)[visible]
         pa = (src.centers[visible] - src.view) * sa
         pb = (self.centers[target] - self.view) * sb
         # whole steps of 4 px: the thumbnails of one size serve several frames (a new size every frame
@@ -218,13 +219,16 @@ class MosaicAnimator:
         keep = (xy[:, 0] > -side) & (xy[:, 0] < w) & (xy[:, 1] > -side) & (xy[:, 1] < h)
         return [(src._thumb(cell, side), x, y) for cell, (x, y) in zip(visible[keep].tolist(), xy[keep].tolist())]
 
-    def _matches(self, src: "MosaicAnimator") -> np.ndarray:
-        """For each cell of ``src``, the cell of this map whose frame is nearest in feature space."""
-        if self._match[0] is not src.built:
+    def matches(self, src: "MosaicAnimator") -> np.ndarray:
+        """For each cell of ``src``, the cell of this map whose frame is nearest in feature space; once per
+        pair of maps (a 450-cell pair took 32 ms on the frame loop at the first switch: live, the layer
+        asks for it ahead, off the frame loop, when it makes a genre's source)."""
+        hit = self._match.get(id(src.built))
+        if hit is None or hit[0] is not src.built:
             fa = unit(np.asarray(src.built.features)[src.built.grid])
             fb = unit(np.asarray(self.built.features)[self.built.grid])
-            self._match = (src.built, (fa @ fb.T).argmax(1))
-        return self._match[1]
+            hit = self._match[id(src.built)] = (src.built, (fa @ fb.T).argmax(1))
+        return hit[1]
 
     def advance(self, t: float, beat: float, drift: float, zoom: float, play: float, ripple: float,
                  follow: float) -> tuple[np.ndarray, float]:

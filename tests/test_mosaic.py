@@ -450,7 +450,41 @@ def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     assert np.abs(end.astype(int) - as_frame(new.frame(FrameContext(t=2.0), p))).max() <= 1  # landed: the new map
     same = {tuple(other.index[f]): c for c, f in enumerate(other.grid)}  # frames both maps show
     pairs = [(c, same[tuple(b.index[f])]) for c, f in enumerate(b.grid) if tuple(b.index[f]) in same]
-    assert pairs and all(new.animator._matches(old.animator)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
+    assert pairs and all(new.animator.matches(old.animator)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
+
+
+def test_a_switch_holds_the_old_view_and_the_layer_matches_the_maps_ahead(built, tmp_path):
+    """The outgoing map's view is taken on the switch's first frame and held (its tiles stop; it is dim and
+    covered by its own tiles in flight), a later switch takes it anew; the cell matches of two genres' maps
+    are made when the layer makes a source, not on the switch's first frame."""
+    from mosaic.pipeline import BuildSettings, build
+    from vj.compositor import Layer
+    from vj.effects import FrameContext
+    from vj.mix import as_frame
+    from vj.params import ParamStore
+    from vj.scene import LayerSpec
+    from vj.sources import MosaicSource
+
+    run, s, inputs, b = built
+    build(inputs[:2], tmp_path / "m2", BuildSettings(fps=4, tile=32, grid=(4, 3), strip_frames=3, strip_tile=16))
+    runs_of = {"a": run, "b": tmp_path / "m2"}
+    layer = Layer(LayerSpec("m", "mosaic"), lambda kind, g: MosaicSource((320, 180), runs_of[g], exact=True),
+                  ParamStore())
+    old, new = layer.make("a"), layer.make("b")
+    assert id(old.animator.built) in new.animator._match
+    assert id(new.animator.built) in old.animator._match  # both directions, before any switch
+    p = {**MosaicSource.defaults(), "drift": 2.0, "play": 1, "ripple": 0}
+    first = new.transition(old, 0.1, FrameContext(t=1.0, beat=2.0), p)
+    held = as_frame(first.a).copy()
+    view = old.animator.view.copy()
+    later = new.transition(old, 0.4, FrameContext(t=1.5, beat=3.0), p)
+    assert later.a is first.a and np.array_equal(as_frame(later.a), held)  # the same rows, untouched
+    assert np.array_equal(old.animator.view, view)                        # the old map did not move
+    assert not np.array_equal(as_frame(later.b), as_frame(first.b))       # the new one does
+    again = new.transition(old, 0.05, FrameContext(t=3.0, beat=6.0), p)   # a new switch from the same map
+    assert again.a is not first.a and not np.array_equal(old.animator.view, view)
+    old.frame(FrameContext(t=3.1, beat=6.2), p)                           # the old map draws a new view ...
+    assert np.array_equal(as_frame(first.a), held)                        # ... not into the held one
 
 
 def test_follow_glides_to_the_nearest_tiles(built):

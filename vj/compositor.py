@@ -155,6 +155,7 @@ class Layer:
             if self.sources.get(k) is None:
                 try:
                     self.sources[k] = self.make_source(self.spec.source, k)
+                    self._prepare_transitions(k)
                     if self.guard.recovered(self._culprit(k)):
                         self.guard.log.info("layer %s: source is back", self._culprit(k))
                 except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
@@ -162,6 +163,17 @@ class Layer:
                     self.guard.warn(self._culprit(k), "layer %s could not be made, showing black: %s",
                                     self._culprit(k), exc)
         return self.sources[k]
+
+    def _prepare_transitions(self, k) -> None:
+        """The new source's transitions from and to every other genre's, prepared now (off the frame loop
+        live); a failure here only means that work happens on the switch's first frame."""
+        new = self.sources[k]
+        for other in [s for key, s in list(self.sources.items()) if key != k and s is not None]:
+            try:
+                new.prepare_transition(other)
+                other.prepare_transition(new)
+            except Exception as exc:  # noqa: BLE001 - an optimisation, never a reason to lose the source
+                self.guard.log.debug("layer %s: transitions not prepared: %s", self._culprit(k), exc)
 
     def _culprit(self, key) -> str:
         return self.spec.name + (f" ({key})" if key else "")

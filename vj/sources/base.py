@@ -70,6 +70,10 @@ class Source:
         None for the compositor's crossfade."""
         return None
 
+    def prepare_transition(self, old: "Source") -> None:
+        """Do ahead, off the frame loop, what a transition from ``old`` would do on its first frame (the
+        layer calls it when it makes a genre's source, for each other genre's source and back)."""
+
     def command(self, name: str, value: Any = None) -> None:
         """Actions such as ``jump``; sources ignore what they do not know."""
 

@@ -62,8 +62,10 @@ class MosaicSource(Source):
             self.animator.focus_on_sources(focus)
         self.animator.make_masks()  # sources are made off the frame loop
         self._plane: np.ndarray | None = None  # the view's rows, reused between frames
+        self._leaving: list | None = None      # a switch's outgoing view, held: [old, view, cells, zoom, amount]
 
     def frame(self, ctx, p):
+        self._leaving = None
         anim = self.animator
         if ctx.audio is not None and ctx.audio.onset_low and p["ripple"] > 0:  # ripples on the kicks too
             anim.ripple(ctx.t)
@@ -86,17 +88,30 @@ class MosaicSource(Source):
 
     def transition(self, old, amount, ctx, p):
         """Tiles fly from ``old``'s layout to this map's cells of their nearest frames, this map fading in
-        over the old one, dimmed: ``0.35 (1 - a)`` of the old view and ``a`` of the new. Both views stay
-        rows whose resizes the engine spreads over its threads, and the mix draws the flying tiles into
-        each band (:class:`vj.mix.Fade`): the switch costs no full-frame pass of its own."""
+        over the old one, dimmed: ``0.35 (1 - a)`` of the old view and ``a`` of the new. The old view is
+        held still from the switch's first frame (dimmed and covered by its own tiles in flight, it cost a
+        second view's resize and tile updates every frame of the fade); the new one stays rows whose resize
+        the engine spreads over its threads, and the mix draws the flying tiles into each band
+        (:class:`vj.mix.Fade`): the switch costs no full-frame pass of its own."""
         if not isinstance(old, MosaicSource):
             return None
         motion = [p[k] for k in MOTION]
-        src, anim = old.animator, self.animator
-        visible, z_src = src.advance(ctx.t, ctx.beat, *motion)
+        held = self._leaving
+        if held is None or held[0] is not old or amount <= held[4]:  # a new switch: hold the old view
+            visible, z_src = old.animator.advance(ctx.t, ctx.beat, *motion)
+            view = old._view(z_src)
+            old._plane = None  # the held rows keep that buffer; the old map's next view takes a new one
+            held = self._leaving = [old, view, visible, z_src, amount]
+        held[4] = amount
+        _, view, visible, z_src, _ = held
+        anim = self.animator
         _, z = anim.advance(ctx.t, ctx.beat, *motion)
         a = ease(amount)
         tiles = []
         if a < 0.92:                                       # before landing: the old tiles in flight
-            tiles = anim.flying_tiles(src, visible, z_src, z, a)
-        return Fade(old._view(z_src), self._view(z), 0.35 * (1 - a), a, tuple(self.size), tiles)
+            tiles = anim.flying_tiles(old.animator, visible, z_src, z, a)
+        return Fade(view, self._view(z), 0.35 * (1 - a), a, tuple(self.size), tiles)
+
+    def prepare_transition(self, old):
+        if isinstance(old, MosaicSource):
+            self.animator.matches(old.animator)
