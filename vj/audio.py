@@ -155,6 +155,9 @@ class Analyzer:
         self.state = Frame()
         self._fired = dict.fromkeys(ONSETS, False)
         self.tracker = BeatTracker(self.hop_s)
+        # compiled (or loaded from numba's cache) now, at start, not on the first hop of a live input
+        _hop_stats(np.zeros(len(freqs)), self.prev_log.copy(), self.prev_low.copy(), True, self.band_edges,
+                   *self.coarse, self.hpss_history.copy(), 0, 1)
 
     @property
     def time(self) -> float:
