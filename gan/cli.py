@@ -183,6 +183,9 @@ def _jobs(args) -> list:
             given.pop("profile", None)  # a run keeps the settings its profile chose
             cfg = resume_config(saved, given, str(run.config))
         else:
+            if args.resume and not base.get("videos"):
+                raise ValueError(f"no run to resume in {run.path}: start it with vj gan train VIDEOS --genre "
+                                 f"{base.get('genre')} (runs there: {', '.join(_run_names(args.runs)) or 'none'})")
             if args.resume:
                 log.info("%s: no run to resume in %s; starting it", base.get("genre"), run.path)
             cfg = with_clip_length(settings({**base, **flags}, where))
@@ -190,6 +193,11 @@ def _jobs(args) -> list:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
     return jobs
+
+
+def _run_names(runs: Path) -> list[str]:
+    """The genres with a run under ``runs`` (a config.toml each)."""
+    return sorted(p.parent.name for p in Path(runs).glob("*/config.toml"))
 
 
 def resume_command(args, genre: str) -> str:

@@ -129,3 +129,12 @@ def test_every_long_command_can_turn_its_bar_off():
     for name in ("vj gan train", "vj gan clip", "vj gan walk", "vj mosaic build", "vj render"):
         options = {s for a in commands[name]._actions for s in a.option_strings}
         assert "--no-progress" in options, f"{name} has no --no-progress"
+
+
+def test_resuming_a_run_that_does_not_exist_says_so_and_names_the_runs_there(tmp_path):
+    (tmp_path / "plasma").mkdir()
+    (tmp_path / "plasma" / "config.toml").write_text('genre = "plasma"\n')
+    proc = run_vj("gan", "train", "--genre", "plasma2", "--resume", "--runs", str(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "no run to resume" in lines[0] and "runs there: plasma" in lines[0] and "Traceback" not in proc.stderr
