@@ -691,3 +691,30 @@ def test_twenty_short_live_shows_all_exit_cleanly(show):
         codes.append(proc.returncode)
         assert "terminate called" not in proc.stderr
     assert codes == [0] * 20
+
+
+def test_after_the_warm_up_no_fade_compiles_a_kernel_on_the_frame_loop():
+    """numba compiles a kernel once per argument types (array flags included); a type the warm-up missed
+    compiles on the show's first genre switch: 2 s of frozen frames on a fresh install."""
+    import numba
+
+    from vj import mix as kernels
+
+    kernels.warm_up()
+    dispatchers = [getattr(kernels, n) for n in dir(kernels)
+                   if isinstance(getattr(kernels, n), numba.core.registry.CPUDispatcher)]
+    before = {d: len(d.signatures) for d in dispatchers}
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    rows = kernels.scale_rows(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8), (64, 36))
+    view = kernels.scale_rows(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8), (64, 36), rect=(2, 1, 60, 35),
+                              defer=True)
+    view.settle()
+    tile = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    out = np.zeros((36, 64, 3), np.uint8)
+    for a in (None, frame, rows, view):
+        for b in (None, frame, rows, view):
+            for tiles in ((), [(tile, 3, 4)]):
+                for mode in range(len(kernels.MODES)):
+                    kernels.mix(out[8:20], kernels.Fade(a, b, 0.4, 0.6, (64, 36), tiles), mode, 0.8, 8)
+    assert {d.py_func.__name__: len(d.signatures) - n for d, n in before.items() if len(d.signatures) > n} == {}

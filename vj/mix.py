@@ -245,9 +245,15 @@ class Fade:
 
 @lru_cache(maxsize=8)
 def _black_rows(w: int, h: int) -> Rows:
+    # the flags every layer's rows have (a writable plane, read-only taps, as _placed_taps makes them):
+    # numba compiles one version of a kernel per array flags, and a black with other flags made the warm-up
+    # compile a version no real fade uses, so a fresh install's first genre switch compiled the real one on
+    # the frame loop (a 2 s freeze)
     plane = np.zeros((1, w * 3), np.uint8)
-    plane.setflags(write=False)
-    return Rows(plane, np.zeros((h, 2), np.int32), np.tile(np.array([[1, 0]], np.float32), (h, 1)))
+    idx, wts = np.zeros((h, 2), np.int32), np.tile(np.array([[1, 0]], np.float32), (h, 1))
+    idx.setflags(write=False)
+    wts.setflags(write=False)
+    return Rows(plane, idx, wts)
 
 
 def settle_all(layers: list, run: Callable[[Callable, list], list], parts: int) -> None:
