@@ -29,6 +29,9 @@ from mosaic.render import canvas_size, layout_maps, render_poster
 from mosaic.search import unit
 
 
+THUMBS_PER_FRAME = 40  # flying-tile thumbnails made per frame of a genre switch (the others wait a frame)
+
+
 class MosaicAnimator:
     READY_BYTES = 64 << 20  # resized tiles kept for pasting again (a cell loops a few frames)
     # at most this many cells change in one frame: a map's first frame (a genre switch, a jump of the view)
@@ -217,7 +220,18 @@ class MosaicAnimator:
         side = max(4, int(((1 - a) * src.tile * sa + a * self.tile * sb) * 0.8) // 4 * 4)
         xy = ((1 - a) * pa + a * pb + [w / 2, h / 2] - side / 2).astype(int)
         keep = (xy[:, 0] > -side) & (xy[:, 0] < w) & (xy[:, 1] > -side) & (xy[:, 1] < h)
-        return [(src._thumb(cell, side), x, y) for cell, (x, y) in zip(visible[keep].tolist(), xy[keep].tolist())]
+        # a switch's first frame needs every tile at a new size (154 resizes, 6-12 ms at 1080p): at most
+        # THUMBS_PER_FRAME are made a frame, the others fly at their tile's own size until theirs exist
+        tiles, made = [], 0
+        for cell, (x, y) in zip(visible[keep].tolist(), xy[keep].tolist()):
+            thumb = src._thumbs.get((cell, side))
+            if thumb is None and made < THUMBS_PER_FRAME:
+                thumb, made = src._thumb(cell, side), made + 1
+            if thumb is None:
+                thumb = np.asarray(src.built.atlas[src.built.grid[cell]])
+                x, y = x + (side - thumb.shape[1]) // 2, y + (side - thumb.shape[0]) // 2  # the same centre
+            tiles.append((thumb, x, y))
+        return tiles
 
     def matches(self, src: "MosaicAnimator") -> np.ndarray:
         """For each cell of ``src``, the cell of this map whose frame is nearest in feature space; once per

@@ -453,6 +453,29 @@ def test_genre_switch_flies_tiles_between_two_layouts(built, tmp_path):
     assert pairs and all(new.animator.matches(old.animator)[c] == c2 for c, c2 in pairs)  # a frame flies to itself
 
 
+def test_a_switch_makes_a_few_flying_thumbnails_a_frame_and_the_rest_fly_at_their_own_size(built, monkeypatch):
+    import mosaic.animate as animate
+    from mosaic.animate import MosaicAnimator
+
+    run, s, inputs, b = built
+    old, new = MosaicAnimator(b, (320, 180)), MosaicAnimator(b, (320, 180), seed=1)
+    visible, z_old = old.advance(0.0, 0.0, 0.3, 2.0, 0, 0, 0)
+    _, z = new.advance(0.0, 0.0, 0.3, 2.0, 0, 0, 0)
+    monkeypatch.setattr(animate, "THUMBS_PER_FRAME", 3)
+    first = new.flying_tiles(old, visible, z_old, z, 0.0)
+    side = max(t.shape[0] for t, _, _ in first)
+    assert len(first) > 3 and side != s.tile
+    assert sum(t.shape[0] == side for t, _, _ in first) == 3   # three made this frame ...
+    waiting = [(t, x, y) for t, x, y in first if t.shape[0] != side]
+    assert all(t.shape[0] == s.tile for t, _, _ in waiting)    # ... the others at the tile's size
+    frames = [first] + [new.flying_tiles(old, visible, z_old, z, 0.0) for _ in range(len(first) // 3 + 1)]
+    last = frames[-1]
+    assert all(t.shape[0] == side for t, _, _ in last)         # all made within a few frames
+    for (t0, x0, y0), (t1, x1, y1) in zip(first, last):       # every tile keeps its centre
+        assert abs((x0 + t0.shape[1] / 2) - (x1 + t1.shape[1] / 2)) <= 1
+        assert abs((y0 + t0.shape[0] / 2) - (y1 + t1.shape[0] / 2)) <= 1
+
+
 def test_a_switch_holds_the_old_view_and_the_layer_matches_the_maps_ahead(built, tmp_path):
     """The outgoing map's view is taken on the switch's first frame and held (its tiles stop; it is dim and
     covered by its own tiles in flight), a later switch takes it anew; the cell matches of two genres' maps
