@@ -118,29 +118,11 @@ class GeneratorSource(Source):
         self.walk_t += dt * p["speed"] * factor
         rate = max(1.0, p["rate"])
         want = (self.walk_t, p["smooth"], p["jitter"], rate, offset)
-        if self.exact and offset is not None:  # dancing to a track: each slot's image from this frame's audio
+        if self.exact:  # images at fixed show times (slot starts): repeatable
             pos = ctx.t * rate + 1e-6
             slot = int(pos)
             if self._slot != slot:
-                start = self._pair[1] if self._slot == slot - 1 and self._pair[1] is not None else \
-                    self._render(*want[:3], offset)
-                nxt = self._render(self.walk_t + p["speed"] * factor / rate, *want[1:3], offset)
-                self._slot, self._pair = slot, (start, nxt, 0.0)
-            a = pos - slot
-        elif self.exact:  # images at fixed show times (slot starts), the walk predicted ahead: repeatable
-            pos = ctx.t * rate + 1e-6
-            slot = int(pos)
-            if self._slot != slot:
-                step = p["speed"] / rate
-                if self._slot == slot - 1 and self._ahead is not None:
-                    start, nxt = self._pair[1], self._ahead.result()
-                else:  # the first slot (or a jump in time): both ends now
-                    if self._ahead is not None:
-                        self._ahead.result()
-                    start, nxt = self._render(*want[:3]), self._render(self.walk_t + step, *want[1:3])
-                # the image after next renders on a worker while this slot's frames are mixed
-                self._ahead = self._pool().submit(self._render, self.walk_t + 2 * step, *want[1:3])
-                self._slot, self._pair = slot, (start, nxt, 0.0)
+                self._slot, self._pair = slot, self._slot_images(slot, want, p["speed"] * factor / rate)
             a = pos - slot
         else:
             with self._cv:
@@ -155,6 +137,24 @@ class GeneratorSource(Source):
         if self._cache is None or self._cache[0] is not small:
             self._cache = (small, cover(np.clip(small, 0, 255).astype(np.uint8), self.size, cubic=True))
         return self._cache[1]
+
+    def _slot_images(self, slot: int, want: tuple, step: float) -> tuple:
+        """Offline, a slot's two end images; its start is the last slot's end when the slots follow each
+        other. Without audio the walk is known ahead, so the image after next renders on a worker while this
+        slot's frames are mixed; dancing to a track, the next image needs this frame's audio: it renders now."""
+        walk_t, smooth, jitter, _, offset = want
+        follows = self._slot == slot - 1 and self._pair[1] is not None
+        ahead, self._ahead = self._ahead, None
+        if offset is None and follows and ahead is not None:
+            start, nxt = self._pair[1], ahead.result()
+        else:  # the first slot, a jump in time, or a dance: the ends now
+            if ahead is not None:
+                ahead.result()
+            start = self._pair[1] if follows else self._render(walk_t, smooth, jitter, offset)
+            nxt = self._render(walk_t + step, smooth, jitter, offset)
+        if offset is None:
+            self._ahead = self._pool().submit(self._render, walk_t + 2 * step, smooth, jitter)
+        return start, nxt, 0.0
 
     def _pool(self):
         if self._executor is None:
