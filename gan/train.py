@@ -38,6 +38,7 @@ from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
               "spread"]
+KID_COLUMN = LOG_FIELDS.index("kid")  # kid, kid_se, spread: filled in when a measurement finishes
 
 
 class TrainingDiverged(Exception):
@@ -171,6 +172,7 @@ class Trainer:
         if self.compiled:
             self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
         self._stop_requested = False
+        self.quality: QualityWorker | None = None  # the KID curve's worker, while a run trains
 
     def _compiles(self, on_gpu: bool) -> bool:
         """Whether torch.compile can train these networks here: one forward and backward of compiled copies
@@ -407,7 +409,7 @@ class Trainer:
             failed = False
             return outcome
         finally:
-            if getattr(self, "quality", None) is not None:
+            if self.quality is not None:
                 self.quality.close()
             if self.rank == 0:
                 # after a failure these must not hide it (a read-only disk fails them too)
@@ -554,7 +556,7 @@ class Trainer:
             if row is None:
                 row = [str(epoch), "0"] + [""] * (len(LOG_FIELDS) - 2)
                 rows.append(row)
-            row[8:11] = cells
+            row[KID_COLUMN:KID_COLUMN + 3] = cells
         rows.sort(key=lambda r: int(r[0]))
         atomic_write_text(path, "\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
         return done
