@@ -5,6 +5,8 @@ cut-off means the same thing for every library: 0 is identical, about 0.5 is unr
 """
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from mosaic.pipeline import Built, load_built
 from vj.core.media import IMAGE_EXTS, read_frames, read_image
 from vj.core.onnx import FeatureModel
 from vj.core.runs import MosaicRun
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,13 +125,19 @@ class Searcher:
 
     def __init__(self, built: Built, run=None):
         """``run``: the mosaic's run; its saved feature model gives queries the very features of the build
-        (and loads in a fraction of a second). Without one (a mosaic from before), the backbone is built."""
+        (and loads in a fraction of a second). Without one (a mosaic from before), or with one that cannot be
+        read (the next build replaces it), the backbone is built."""
         self.built = built
         model = getattr(run, "feature_model", None)
+        self.extractor = None
         if model is not None and model.exists():
-            self.extractor = FeatureModel(model)
-            self.size = self.extractor.size
-        else:
+            try:
+                self.extractor = FeatureModel(model)
+                self.size = self.extractor.size
+            except Exception as exc:  # noqa: BLE001 - any load error: the backbone still answers the query
+                log.warning("mosaic: %s cannot be read (%s); querying with the backbone (rebuild to restore it)",
+                            model, str(exc).splitlines()[0][:120])
+        if self.extractor is None:
             from vj.core.features import FeatureExtractor
 
             self.extractor = FeatureExtractor(built.settings.get("backbone", "efficientnet_lite0"))

@@ -556,3 +556,17 @@ def test_a_file_name_that_is_not_utf8_builds_and_round_trips(genre_videos, tmp_p
     raw = (tmp_path / "m" / "grid.csv").read_bytes()
     assert b"caf\xe9-\xff.mp4" in raw or b"plain.mp4" in raw
     assert len(list(csv.reader(raw.decode("utf-8", "surrogateescape").splitlines()))) == 7
+
+
+def test_a_query_on_a_mosaic_whose_feature_model_is_damaged_still_answers(built, tmp_path):
+    import shutil
+
+    run, s, inputs, b = built
+    copy = tmp_path / "mosaic" / "m"
+    shutil.copytree(run, copy)
+    (copy / "features.onnx").write_bytes(b"\x00not a model")
+    image = tmp_path / "q.png"
+    cv2.imwrite(str(image), np.asarray(b.atlas[3])[..., ::-1])
+    proc = run_vj("mosaic", "query", "m", str(image), "--runs", str(tmp_path), "--k", "1")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot be read" in proc.stderr and "rank" in proc.stdout
