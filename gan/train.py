@@ -99,6 +99,11 @@ def _init_dist(device: torch.device) -> None:
 
 
 # ---------------------------------------------------------------- the trainer
+def draw_part() -> int:
+    """FastGAN's quarter (0-3) for the discriminator to reconstruct this step, from torch's host RNG."""
+    return int(torch.randint(0, 4, (1,)).item())
+
+
 class Trainer:
     def __init__(self, run_dir: Path | GanRun, cfg: TrainConfig, resume: bool = False, progress: bool | None = None):
         """``progress``: None shows a bar on a terminal (lines otherwise), False lines only."""
@@ -140,11 +145,13 @@ class Trainer:
         mem = torch.contiguous_format if self.compiled else torch.channels_last
         self.G.to(memory_format=mem)
         self.D.to(memory_format=mem)
-        # a DCGAN step is ~500 small kernels: on a GPU their launches, not the math, set the pace. So the
-        # whole step (forward, backward, Adam) is captured once as a CUDA graph and replayed every step.
-        # (FastGAN's step picks a random quarter for its decoder in Python: it runs eagerly)
-        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not self.compiled and not self.fastgan
-        self._graph = None
+        # a DCGAN step is ~500 small kernels, a FastGAN step ~5,700: on a GPU their launches, not the math, set
+        # the pace. So the whole step (forward, backward, Adam) is captured once as a CUDA graph and replayed
+        # every step. FastGAN's discriminator reconstructs a random quarter, picked on the host: one graph per
+        # quarter, all four in one memory pool (they replay one at a time on one stream).
+        self.graphed = on_gpu and cfg.cuda_graph and self.world == 1 and not self.compiled
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._graph_store = None
         self._warm_steps = 0
         # fused Adam: one kernel per step instead of one per parameter tensor; capturable: inside a graph
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, 0.999), fused=True if on_gpu else None,
@@ -282,9 +289,10 @@ class Trainer:
         for b_ema, b_ in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b_)
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z))) on the device, unsynchronised."""
-        return self._fastgan_step(real) if self.fastgan else self._dcgan_step(real)
+    def train_step(self, real: torch.Tensor, part: int | None = None) -> torch.Tensor:
+        """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z))) on the device, unsynchronised.
+        ``part``: FastGAN's quarter to reconstruct (None: drawn here)."""
+        return self._fastgan_step(real, part) if self.fastgan else self._dcgan_step(real)
 
     def _dcgan_step(self, real: torch.Tensor) -> torch.Tensor:
         """DCGAN's step: BCE on logits, real and fake in separate BatchNorm batches."""
@@ -318,14 +326,15 @@ class Trainer:
         return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
                             torch.sigmoid(out_fake).mean().detach()])
 
-    def _fastgan_step(self, real: torch.Tensor) -> torch.Tensor:
+    def _fastgan_step(self, real: torch.Tensor, part: int | None = None) -> torch.Tensor:
         """FastGAN's step: hinge loss at two scales, D's reconstructions of real images (whole, small and a
         random quarter) as its self-supervision; G's weight average follows after the step. D(x) and D(G(z))
         are reported as the share of logits on the right side of 0 (hinge logits are not probabilities)."""
         cfg, b = self.cfg, real.shape[0]
         aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
         z = torch.randn(b, cfg.nz, device=self.device)
-        part = int(torch.randint(0, 4, (1,)).item())  # the quarter D reconstructs this step
+        if part is None:
+            part = draw_part()
         with self.amp:
             fake, fake_small = self.G_train(z, both=True)
         real = aug(real)
@@ -361,25 +370,29 @@ class Trainer:
         """
         if not self.graphed:
             return self.train_step(self._batch(store, idx))
-        if self._graph is not None and self._graph_store is not store:
-            self._graph = None  # another cache: capture again
-        if self._graph is None:
+        key = draw_part() if self.fastgan else 0  # the graph to replay: FastGAN has one per quarter
+        if self._graph_store is not store:
+            self._graphs, self._graph_store = {}, store  # another cache: capture again
+            self._idx = idx.clone()
+        else:
+            self._idx.copy_(idx)
+        part = key if self.fastgan else None
+        if key not in self._graphs:
             if self._warm_steps < 3:  # real steps, eager, on a side stream: cuDNN and the allocator settle
                 self._warm_steps += 1
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
-                    stats = self.train_step(self._batch(store, idx))
+                    stats = self.train_step(self._batch(store, self._idx), part)
                 torch.cuda.current_stream().wait_stream(side)
                 return stats
-            self._idx, self._graph_store = idx.clone(), store
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):  # records the step; nothing runs until replay
-                self._stats = self.train_step(self._batch(store, self._idx))
-        else:
-            self._idx.copy_(idx)
-        self._graph.replay()
-        return self._stats.clone()
+            graph = torch.cuda.CUDAGraph()
+            pool = next(iter(self._graphs.values()))[0].pool() if self._graphs else None
+            with torch.cuda.graph(graph, pool=pool):  # records the step; nothing runs until replay
+                self._graphs[key] = (graph, self.train_step(self._batch(store, self._idx), part))
+        graph, stats = self._graphs[key]
+        graph.replay()
+        return stats.clone()
 
     def epoch_batches(self, order: np.ndarray, batch: int, steps: int, on_gpu: bool):
         """This process's batches of an epoch, (steps, batch) frame indices, each row sorted (cache locality);

@@ -306,20 +306,26 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-def test_cuda_graph_step_equals_the_eager_step(tmp_path):
-    """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG)."""
-    frames = np.random.default_rng(0).integers(0, 256, (64, 64, 64, 3), dtype=np.uint8)
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch):
+    """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG);
+    FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps."""
+    size, batch, steps = (64, 16, 8) if arch == "dcgan" else (128, 8, 16)
+    frames = np.random.default_rng(0).integers(0, 256, (4 * batch, size, size, 3), dtype=np.uint8)
     runs = {}
     for graphed in (False, True):
-        cfg = TrainConfig(genre="g", size=64, batch=16, ngf=16, ndf=16, n_fixed=16, device="cuda",
-                          cuda_graph=graphed)
+        cfg = TrainConfig(genre="g", arch=arch, size=size, batch=batch, nz=64, ngf=16, ndf=16, n_fixed=16,
+                          augment="color,translation,cutout", device="cuda", cuda_graph=graphed)
         tr = Trainer(tmp_path / str(graphed), cfg, progress=False)
         assert tr.graphed == graphed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.cuda.manual_seed(1)
         store = tr.upload(frames)
-        stats = [tr.train_batch(store, torch.arange(i % 4 * 16, i % 4 * 16 + 16, device="cuda")) for i in range(8)]
+        stats = [tr.train_batch(store, torch.arange(i % 4 * batch, (i % 4 + 1) * batch, device="cuda"))
+                 for i in range(steps)]
         runs[graphed] = (torch.stack(stats).cpu(), {k: v.float().cpu() for k, v in tr.G.state_dict().items()})
+        if graphed:
+            assert 1 < len(tr._graphs) <= 4 if arch == "fastgan" else len(tr._graphs) == 1
     (s0, g0), (s1, g1) = runs[False], runs[True]
     assert torch.isfinite(s1).all()
     assert torch.allclose(s0, s1, atol=2e-2), (s0 - s1).abs().max()
@@ -571,3 +577,27 @@ def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):
     assert any(kids) and " KID " in proc.stderr
     proc = run_vj("gan", "score", "t", "--runs", str(runs), "--samples", "32", check=True)
     assert proc.stdout.startswith("t: KID ") and "at epoch 6" in proc.stdout
+
+
+@pytest.mark.parametrize("size", [16, 17])
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_borders(size):
+    """DiffAugment's cutout: each image loses one ratio-sized square (fewer pixels where it leaves the
+    image), the same square in every channel, and nothing else changes."""
+    from gan.augment import cutout
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, size, size) + 1  # no zeros of its own
+    out = cutout(x)
+    side = int(size * 0.5 + 0.5)
+    holes = out == 0
+    assert torch.equal(holes[:, 0], holes[:, 1]) and torch.equal(holes[:, 0], holes[:, 2])
+    assert torch.equal(out[~holes], x[~holes])
+    counts = []
+    for hole in holes[:, 0]:
+        rows, cols = hole.any(1).nonzero().ravel(), hole.any(0).nonzero().ravel()
+        assert len(rows) and len(cols) and len(rows) <= side and len(cols) <= side
+        assert hole.sum() == len(rows) * len(cols)  # a rectangle
+        assert torch.equal(rows, torch.arange(rows[0], rows[-1] + 1))  # contiguous
+        assert rows[0] == 0 or rows[-1] == size - 1 or len(rows) == side  # short only at a border
+        counts.append(int(hole.sum()))
+    assert max(counts) == side * side and min(counts) < side * side  # whole inside, clipped at the edges
