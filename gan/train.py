@@ -731,8 +731,10 @@ def describe_error(exc: BaseException) -> str:
 def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, deadline: float | None = None,
                 progress: bool | None = None) -> Outcome:
     """Train one genre; any failure after the trainer started comes back as a failed Outcome with its epoch,
-    step and the real error (the last good checkpoint is kept)."""
+    step and the real error (the last good checkpoint is kept). ``deadline`` None: the run's own ``hours`` or
+    ``until``, counted from now."""
     rank, _ = dist_info()
+    deadline = deadline_from(cfg) if deadline is None else deadline
     trainer = Trainer(run_dir, cfg, resume=resume, progress=progress)
     cfg, run = trainer.cfg, trainer.run
 

@@ -94,6 +94,14 @@ def test_existing_run_needs_resume(genre_videos, tmp_path):
         Trainer(tmp_path, tiny_cfg(genre_videos["tunnel"]))
 
 
+def test_a_run_with_hours_stops_at_its_deadline_without_being_handed_one(genre_videos, tmp_path):
+    """``hours`` in the settings is a deadline for any caller of train_genre, not only the CLI's queue
+    (a bench that called it directly, with epochs 0 meaning "until the deadline", trained until it was killed)."""
+    out = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=3, hours=1e-6), tmp_path, progress=False)
+    assert out.status == "deadline" and out.epoch == 0 and out.step >= 1
+    assert state(tmp_path)["step"] == out.step  # a resumable checkpoint where it stopped
+
+
 def _wait_for_mid_epoch_ckpt(run, proc, timeout=120):
     t0 = time.time()
     while time.time() - t0 < timeout:
