@@ -75,12 +75,14 @@ def main() -> None:
             run = Path(os.environ["OUT"]) / "fastgan256" if os.environ.get("OUT") else tmp / "runs" / "q"
             cfg = replace(base, size=256, genre="q", epochs=0, hours=args.minutes / 60, kid_epochs=args.kid_epochs)
             out = train_genre(cfg, run, progress=False)
-            with open(run / "log.csv") as f:
-                rows = [r for r in csv.DictReader(f) if r["kid"]]
+            rows = []
+            if (run / "log.csv").exists():  # none when no epoch ended before the deadline
+                with open(run / "log.csv") as f:
+                    rows = [r for r in csv.DictReader(f) if r["kid"]]
             curve = ", ".join(f"epoch {r['epoch']} ({float(r['elapsed_s'] or 0) / 60:.1f} min): {float(r['kid']):.4f}"
                               for r in rows)
             print(f"   quality run, 256 px, {args.minutes:g} min: {out.status} at epoch {out.epoch} (step {out.step}); "
-                  f"KID {curve}")
+                  f"KID {curve or 'not measured (no epoch ended)'}")
 
 
 if __name__ == "__main__":
