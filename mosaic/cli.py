@@ -60,10 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "e.g. 2)")
     b.add_argument("--device", default="cpu",
                    help="cpu (default: ONNX Runtime) or a torch device such as cuda for the features")
-    b.add_argument("--precision", default="fp32", choices=("fp32", "int8"),
-                   help="the CPU feature model: fp32 (default) or int8 (about 2x the network's speed, "
-                        "calibrated on the library's own frames; neighbours agree a little less); kept in the "
-                        "mosaic as features.onnx, which queries use")
+    b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                   help="the CPU feature model: auto (default: bf16 where the CPU computes it natively, else "
+                        "fp32), fp32, bf16 (about 2x fp32 on such a CPU, maps within noise of fp32), or int8 "
+                        "(calibrated on the library's own frames; neighbours agree less); kept in the mosaic as "
+                        "features.onnx, which queries use")
     b.add_argument("--no-progress", action="store_true",
                    help="no progress bars: plain lines every 10 s (the default when output is not a terminal)")
     b.set_defaults(func=cmd_build)

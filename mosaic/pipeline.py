@@ -57,8 +57,9 @@ class BuildSettings:
     dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
     seed: int = 0                    # seeds t-SNE
     device: str = "cpu"              # cpu (ONNX Runtime) or a torch device for the features
-    precision: str = "fp32"          # the CPU model's: fp32, or int8 (2x faster, calibrated on the library's
-                                     # own frames; the maps are measurably a little worse: RESULTS.md)
+    precision: str = "auto"          # the CPU model's: auto (bf16 where the CPU computes it natively, else
+                                     # fp32), fp32, bf16 (2x fp32, maps within noise of it), or int8 (about
+                                     # 1.5x, calibrated on the library's frames; maps measurably worse: RESULTS.md)
     strip_frames: int = 8            # frames per playing tile
     strip_fps: float = 4.0           # their rate
     strip_tile: int = 64             # their side in pixels
@@ -71,7 +72,7 @@ class BuildSettings:
                   (1 <= cols <= 400 and 1 <= rows <= 400, f"grid {cols}x{rows}: at most 400x400"),
                   (self.layout in ("triangle", "square", "hex"), f"layout {self.layout!r} is not triangle, square or hex"),
                   (self.assign in ("optimal", "nearest"), f"assign {self.assign!r} is not optimal or nearest"),
-                  (self.precision in ("int8", "fp32"), f"precision {self.precision!r} is not int8 or fp32"),
+                  (self.precision in PRECISIONS, f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"),
                   (self.embed in METHODS, f"embed {self.embed!r} is not one of {', '.join(METHODS)}"),
                   (1 <= self.perplexity <= 500, f"perplexity {self.perplexity:g} must be 1-500"),
                   (1 <= self.strip_frames <= 64 and 8 <= self.strip_tile <= 256, "strip_frames 1-64, strip_tile 8-256")]
@@ -161,6 +162,14 @@ def _frames_of(path: Path, size: int, fps: float, dedupe: float):
 
 
 CALIBRATION_FRAMES = 64  # frames of the library an int8 feature model is calibrated on
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def float_precision() -> str:
+    """What ``auto`` means here: bf16 where the CPU computes bfloat16 natively (and OpenVINO runs it), else fp32."""
+    from vj.core.onnx import native_bf16
+
+    return "bf16" if native_bf16() else "fp32"
 
 
 def feature_model(files: list[Path], run: MosaicRun, s: BuildSettings):
@@ -174,7 +183,9 @@ def feature_model(files: list[Path], run: MosaicRun, s: BuildSettings):
     if s.device == "cpu" and path.exists():
         try:
             model = FeatureModel(path)
-            if (model.backbone, model.precision) == (s.backbone, s.precision):
+            # auto keeps a float model of either kind: its features stay valid, nothing is recomputed
+            wanted = ("fp32", "bf16") if s.precision == "auto" else (s.precision,)
+            if model.backbone == s.backbone and model.precision in wanted:
                 return model, hashlib.sha1(path.read_bytes()).hexdigest()[:16]
         except Exception as exc:  # noqa: BLE001 - unreadable: a new one replaces it (its features too)
             log.warning("mosaic: %s cannot be read (%s); making a new feature model", path, exc)
@@ -194,7 +205,7 @@ def feature_model(files: list[Path], run: MosaicRun, s: BuildSettings):
         calibration = np.stack(calibration) if calibration else None
         log.info("mosaic: calibrating the int8 feature model on %d frames of the library",
                  0 if calibration is None else len(calibration))
-    extractor.save_onnx(path, calibration)
+    extractor.save_onnx(path, calibration, float_precision() if s.precision == "auto" else s.precision)
     model = FeatureModel(path)
     return model, hashlib.sha1(path.read_bytes()).hexdigest()[:16]
 
@@ -208,6 +219,7 @@ def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
     cache = run.cache
     cache.mkdir(parents=True, exist_ok=True)
     extractor, model_id = feature_model(files, run, s)
+    log.info("mosaic: features by %s on %s", s.backbone, getattr(extractor, "runtime", "torch"))
     keys, skipped = [], []
     for path in wrap(files, len(files), "frames + features", "file", progress):
         st = path.stat()

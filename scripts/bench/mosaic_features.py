@@ -1,7 +1,8 @@
-"""Feature extraction images/s: ours (EfficientNet-Lite0, 224 px, batched, on ONNX Runtime when installed,
-decoding overlapped with inference) vs the seed's (InceptionV3 fp32 eager at 299 px, one image at a time as in Keras' predict
-loop of the post), on the same frames. Inception's timing does not depend on its weights, so it runs with
-random weights here (no download).
+"""Feature extraction images/s: ours (EfficientNet-Lite0 at 224 px in batches of 16, as `vj mosaic build` runs
+it: the saved ONNX model on OpenVINO, decoding overlapped with inference) in each precision, and the same model
+on ONNX Runtime (the build before), vs the seed's (InceptionV3 fp32 eager at 299 px, one image at a time as in
+Keras' predict loop of the post), on the same frames. Inception's timing does not depend on its weights, so it
+runs with random weights here (no download). What the precisions do to the maps: feature_precision.py.
 
     python scripts/bench/mosaic_features.py [--frames 256] [--seed-batch 1]
 """
@@ -28,7 +29,7 @@ def main() -> None:
 
     from vj.core.features import FeatureExtractor
     from vj.core.media import find_media, read_frames
-    from vj.core.onnx import FeatureModel
+    from vj.core.onnx import FeatureModel, native_bf16
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = find_media(procedural_videos(Path(tmp)).values())
@@ -43,19 +44,23 @@ def main() -> None:
                         if n >= args.frames:
                             return
 
-        ours = FeatureExtractor("efficientnet_lite0")  # batch 16: measured faster than 32 or 64 on 2 cores
-        list(ours.stream(frames(224)))  # warm-up
-        t0 = time.perf_counter()
-        n_ours = sum(len(b) for b, _ in ours.stream(frames(224)))
-        t_ours = time.perf_counter() - t0
-        # --precision int8: the network quantised on 64 of the library's frames, as `vj mosaic build` does
-        calibration = np.stack(list(frames(224))[::3][:64])
-        ours.save_onnx(Path(tmp) / "int8.onnx", calibration)
-        int8 = FeatureModel(Path(tmp) / "int8.onnx")
-        list(int8.stream(frames(224)))
-        t0 = time.perf_counter()
-        n_int8 = sum(len(b) for b, _ in int8.stream(frames(224)))
-        t_int8 = time.perf_counter() - t0
+        # what `vj mosaic build` runs: the network saved as ONNX, run by feature_session (OpenVINO when
+        # installed); each precision once to warm up, then timed over the same decoded stream
+        ex = FeatureExtractor("efficientnet_lite0")  # batch 16: measured faster than 32 or 64 on 2 cores
+        ex.save_onnx(Path(tmp) / "fp32.onnx")
+        calibration = np.stack(list(frames(224))[::3][:64])  # --precision int8: 64 of the library's frames
+        ex.save_onnx(Path(tmp) / "int8.onnx", calibration)
+        models = {"fp32": FeatureModel(Path(tmp) / "fp32.onnx"),
+                  "onnx fp32": FeatureModel(Path(tmp) / "fp32.onnx", runtime="onnx")}  # the build before OpenVINO
+        if native_bf16():
+            models["bf16"] = FeatureModel(Path(tmp) / "fp32.onnx", precision="bf16")
+        models["int8"] = FeatureModel(Path(tmp) / "int8.onnx")
+        rates = {}
+        for name, model in models.items():
+            list(model.stream(frames(224)))  # warm-up
+            t0 = time.perf_counter()
+            n = sum(len(b) for b, _ in model.stream(frames(224)))
+            rates[name] = n / (time.perf_counter() - t0)
 
         incep = timm.create_model("inception_v3", pretrained=False, num_classes=0).eval()
         seed_frames = list(frames(299))
@@ -69,15 +74,16 @@ def main() -> None:
         t0 = time.perf_counter()
         list(frames(299))
         t_seed += time.perf_counter() - t0
-    r_ours, r_seed = n_ours / t_ours, len(seed_frames) / t_seed
+    r_seed = len(seed_frames) / t_seed
     print(f"   seed (InceptionV3 299px fp32 eager, batch {args.seed_batch}, decode then predict): {r_seed:.1f} images/s")
-    print(f"   ours (EfficientNet-Lite0 224px on {ours.runtime}, batch 16, decode overlapped): {r_ours:.1f} images/s")
-    print(f"   ratio: {r_ours / r_seed:.1f}x   (target >= 10)")
-    r_int8 = n_int8 / t_int8
-    print(f"   ours --precision int8 (static, calibrated on 64 library frames): {r_int8:.1f} images/s, "
-          f"{r_int8 / r_seed:.1f}x the seed")
-    print(f"   23,135 frames (the seed's library): ours {23135 / r_ours / 60:.1f} min, seed {23135 / r_seed / 3600:.1f} h")
-
+    for name, model in models.items():
+        print(f"   ours {name:9} (EfficientNet-Lite0 224px on {model.runtime}, batch 16, decode overlapped): "
+              f"{rates[name]:.1f} images/s, {rates[name] / r_seed:.1f}x the seed")
+    default = "bf16" if "bf16" in rates else "fp32"  # --precision auto
+    print(f"   ratio, the default (auto: {default} here): {rates[default] / r_seed:.1f}x; fp32 {rates['fp32'] / r_seed:.1f}x"
+          f"   (target >= 10)")
+    print(f"   23,135 frames (the seed's library): ours {23135 / rates[default] / 60:.1f} min, seed "
+          f"{23135 / r_seed / 3600:.1f} h")
 
 if __name__ == "__main__":
     main()

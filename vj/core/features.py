@@ -211,13 +211,13 @@ class FeatureExtractor:
         """
         return stream_batches(self, self.batch, frames, prefetch)
 
-    def save_onnx(self, path: Path, calibration: np.ndarray | None = None) -> None:
-        """This extractor's network as an ONNX file (atomically), for :class:`OnnxFeatures`: float32, or int8
-        (static quantisation, calibrated on ``calibration``: frames of the library it will describe)."""
+    def save_onnx(self, path: Path, calibration: np.ndarray | None = None, precision: str = "fp32") -> None:
+        """This extractor's network as an ONNX file (atomically), for :class:`vj.core.onnx.FeatureModel`:
+        float32 weights, run in ``precision`` (fp32 or bf16, in its metadata), or int8 (static quantisation,
+        calibrated on ``calibration``: frames of the library it will describe)."""
         model = _onnx_model(self.spec.name, _Pooled(self.model.to(memory_format=torch.contiguous_format)).eval(),
                             self.spec.size)
         self.model = self.model.to(memory_format=torch.channels_last)
-        precision = "fp32"
         if calibration is not None:
             model, precision = quantize_int8(model, prepare_numpy(calibration, self.spec)), "int8"
         meta = {"backbone": self.spec.name, "size": self.spec.size, "dim": self.spec.dim, "precision": precision,
