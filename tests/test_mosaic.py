@@ -616,3 +616,32 @@ def test_a_query_on_a_mosaic_whose_feature_model_is_damaged_still_answers(built,
     proc = run_vj("mosaic", "query", "m", str(image), "--runs", str(tmp_path), "--k", "1")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "cannot be read" in proc.stderr and "rank" in proc.stdout
+
+
+def test_a_stream_left_early_stops_its_decoder_and_closes_the_frames():
+    """A consumer that stops after one batch (an error, a cancelled build) does not leave the decoding
+    thread blocked on a full queue for the life of the process, nor its ffmpeg running."""
+    import threading
+    import time
+
+    from vj.core.onnx import stream_batches
+
+    closed = threading.Event()
+
+    def frames():
+        try:
+            for _ in range(10_000):
+                yield np.zeros((4, 4, 3), np.uint8)
+        finally:
+            closed.set()
+
+    stream = stream_batches(lambda x: x.reshape(len(x), -1).astype(np.float32), 8, frames(), prefetch=16)
+    batch, feats = next(stream)
+    assert batch.shape == (8, 4, 4, 3) and feats.shape == (8, 48)
+    stream.close()
+    assert closed.wait(5), "the frames were never closed"
+    deadline = time.monotonic() + 5
+    while any(t.name == "decode" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.name == "decode" for t in threading.enumerate())
+    assert sum(len(b) for b, _ in stream_batches(lambda x: x[:, 0, 0], 8, frames())) == 10_000  # whole: all

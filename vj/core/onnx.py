@@ -153,29 +153,46 @@ def stream_batches(extract: Callable[[np.ndarray], np.ndarray], batch: int, fram
     Yields (frames batch (B, H, W, 3) uint8, features (B, dim))."""
     q: queue.Queue = queue.Queue(maxsize=prefetch)
     error: list[BaseException] = []
+    stop = threading.Event()  # the consumer left early: the decoder stops too (and its ffmpeg with it)
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce():
         try:
             for f in frames:
-                q.put(f)
+                if not put(f):
+                    break
         except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer side
             error.append(exc)
         finally:
-            q.put(None)
+            if stop.is_set() and hasattr(frames, "close"):
+                frames.close()  # a generator's own cleanup (read_frames kills its ffmpeg) runs now
+            put(None)
 
-    threading.Thread(target=produce, name="decode", daemon=True).start()
+    decoder = threading.Thread(target=produce, name="decode", daemon=True)
+    decoder.start()
     done = False
-    while not done:
-        items = []
-        while len(items) < batch:
-            f = q.get()
-            if f is None:
-                done = True
-                break
-            items.append(f)
-        if items:
-            arr = np.stack(items)
-            yield arr, extract(arr)
+    try:
+        while not done:
+            items = []
+            while len(items) < batch:
+                f = q.get()
+                if f is None:
+                    done = True
+                    break
+                items.append(f)
+            if items:
+                arr = np.stack(items)
+                yield arr, extract(arr)
+    finally:
+        stop.set()
     if error:
         raise error[0]
 
