@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="drop near-identical consecutive frames, mean |difference| 0-255 (default 0: keep all; "
                         "e.g. 2)")
     b.add_argument("--device", default="cpu",
-                   help="cpu (default: ONNX Runtime) or a torch device such as cuda for the features")
+                   help="cpu (default: OpenVINO, else ONNX Runtime) or a torch device such as cuda for the features")
     b.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
                    help="the CPU feature model: auto (default: bf16 where the CPU computes it natively, else "
                         "fp32), fp32, bf16 (about 2x fp32 on such a CPU, maps within noise of fp32), or int8 "

@@ -56,7 +56,7 @@ class BuildSettings:
     assign: str = "optimal"          # optimal (one-to-one) or nearest (the seed's, repeats)
     dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
     seed: int = 0                    # seeds t-SNE
-    device: str = "cpu"              # cpu (ONNX Runtime) or a torch device for the features
+    device: str = "cpu"              # cpu (OpenVINO, else ONNX Runtime) or a torch device for the features
     precision: str = "auto"          # the CPU model's: auto (bf16 where the CPU computes it natively, else
                                      # fp32), fp32, bf16 (2x fp32, maps within noise of it), or int8 (about
                                      # 1.5x, calibrated on the library's frames; maps measurably worse: RESULTS.md)

@@ -1,4 +1,5 @@
-"""Networks on the CPU as ONNX models: exported in memory, run by a session whose threads do not spin.
+"""Networks on the CPU as ONNX models: exported in memory, run by sessions that share the cores politely
+(ONNX Runtime's threads do not spin; OpenVINO's are told how many they may be).
 
 On this project's 2-core target ONNX Runtime runs the mosaic's EfficientNet-Lite0 1.5x faster than the
 frozen torch trace and a DCGAN generator 1.7-2.4x faster than eager torch (one image, one thread), with the
@@ -176,8 +177,7 @@ def stream_batches(extract: Callable[[np.ndarray], np.ndarray], batch: int, fram
                 frames.close()  # a generator's own cleanup (read_frames kills its ffmpeg) runs now
             put(None)
 
-    decoder = threading.Thread(target=produce, name="decode", daemon=True)
-    decoder.start()
+    threading.Thread(target=produce, name="decode", daemon=True).start()
     done = False
     try:
         while not done:
