@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default: the profile's; 10 with "
                                                                 "--profile none)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
-    t.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout (small genres; "
+    t.add_argument("--augment", help="DiffAugment policy: any of color,translation,cutout, e.g. translation,color (small genres; "
                                         "default: the profile's; none with --profile none)")
     t.add_argument("--resume", action="store_true", help="continue the run's checkpoint exactly, with its settings")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any training setting (listed below)")

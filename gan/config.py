@@ -94,9 +94,11 @@ class TrainConfig:
         for ok, why in checks:
             if not ok:
                 raise ValueError(why)
-        bad = set(filter(None, self.augment.split(","))) - {"color", "translation", "cutout"}
+        from gan.augment import POLICIES
+
+        bad = set(filter(None, self.augment.split(","))) - set(POLICIES)
         if bad:
-            raise ValueError(f"augment {sorted(bad)[0]!r} is not one of color, translation, cutout")
+            raise ValueError(f"augment {sorted(bad)[0]!r} is not one of {', '.join(POLICIES)}")
         return self
 
     def to_dict(self) -> dict:
