@@ -33,7 +33,7 @@ from mosaic.grid import assign
 from vj.core.config import build as build_settings
 from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
                            read_image, skip_report)
-from vj.core.onnx import FeatureModel
+from vj.core.onnx import FeatureModel, native_bf16
 from vj.core.progress import wrap
 from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp
 
@@ -167,8 +167,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 def float_precision() -> str:
     """What ``auto`` means here: bf16 where the CPU computes bfloat16 natively (and OpenVINO runs it), else fp32."""
-    from vj.core.onnx import native_bf16
-
     return "bf16" if native_bf16() else "fp32"
 
 

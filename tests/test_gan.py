@@ -609,3 +609,13 @@ def test_cutout_zeroes_one_square_per_image_clipped_at_the_borders(size):
         assert rows[0] == 0 or rows[-1] == size - 1 or len(rows) == side  # short only at a border
         counts.append(int(hole.sum()))
     assert max(counts) == side * side and min(counts) < side * side  # whole inside, clipped at the edges
+
+
+def test_the_settings_accept_exactly_the_augment_policies():
+    """gan.config spells the policy names (settings load without torch): they stay those of gan.augment."""
+    from gan.augment import POLICIES
+
+    for name in POLICIES:
+        TrainConfig(genre="g", augment=name).validate()
+    with pytest.raises(ValueError, match=f"is not one of {', '.join(POLICIES)}"):
+        TrainConfig(genre="g", augment="colour").validate()
