@@ -29,6 +29,7 @@ def main() -> None:
 
     from vj.core.features import FeatureExtractor
     from vj.core.media import find_media, read_frames
+    from mosaic.pipeline import float_precision
     from vj.core.onnx import FeatureModel, native_bf16
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,11 +80,12 @@ def main() -> None:
     for name, model in models.items():
         print(f"   ours {name:9} (EfficientNet-Lite0 224px on {model.runtime}, batch 16, decode overlapped): "
               f"{rates[name]:.1f} images/s, {rates[name] / r_seed:.1f}x the seed")
-    default = "bf16" if "bf16" in rates else "fp32"  # --precision auto
+    default = float_precision()  # what --precision auto picks here
     print(f"   ratio, the default (auto: {default} here): {rates[default] / r_seed:.1f}x; fp32 {rates['fp32'] / r_seed:.1f}x"
           f"   (target >= 10)")
     print(f"   23,135 frames (the seed's library): ours {23135 / rates[default] / 60:.1f} min, seed "
           f"{23135 / r_seed / 3600:.1f} h")
+
 
 if __name__ == "__main__":
     main()
