@@ -64,7 +64,8 @@ class TrainConfig:
     compile: bool = False        # torch.compile the networks (checked first; on a GPU the CUDA graph is faster)
     cuda_graph: bool = True      # on one GPU: capture the whole training step once, then replay it (no launch overhead)
     ckpt_minutes: float = 5.0    # checkpoint this often (minutes, mid-epoch too), and when the run ends or stops
-    ema: float = 0.999           # the shown generator averages the trained one's weights (0.999 per step; 0: off)
+    ema: float = 0.999           # the shown generator averages the trained one's weights (decay per step,
+                                 # ramped up from 0.1 over the first steps; 0: off)
     kid_minutes: float = 2.0     # measure the quality curve (KID) every N minutes on a worker (0: off)
     kid_epochs: int = 0          # ... or every K epochs instead (GPU epochs are short); 0: by minutes
     clip_seconds: float = 0.0    # wanted length of the learning clip at 30 fps: sets samples_per_epoch (0: off)

@@ -132,6 +132,8 @@ class Trainer:
         self.G, self.D = build_networks(cfg)
         # the run shows an exponential moving average of its generator's weights (smoother, sharper; 0: off)
         self.G_ema = copy.deepcopy(self.G).eval() if cfg.ema > 0 else None
+        # the average's step weight (1 - decay), a device tensor that a captured step reads at every replay
+        self._ema_weight = torch.zeros(())
         self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
         self.epoch = self.step = self.batch_in_epoch = 0
         on_gpu = self.device.type == "cuda"
@@ -141,6 +143,7 @@ class Trainer:
         self.D.to(self.device)
         if self.G_ema is not None:
             self.G_ema.to(self.device)
+        self._ema_weight = self._ema_weight.to(self.device)
         self.compiled = cfg.compile and not self.fastgan and self._compiles(on_gpu)
         mem = torch.contiguous_format if self.compiled else torch.channels_last
         self.G.to(memory_format=mem)
@@ -279,13 +282,20 @@ class Trainer:
         """The generator whose images the run shows: its weight average, else (``ema`` 0) the generator."""
         return self.G_ema if self.G_ema is not None else self.G
 
+    def ema_decay(self, step: int) -> float:
+        """The average's decay at (0-based) ``step``: ``ema``, ramped up from 0.1 as (1 + step) / (10 + step).
+        With a fixed 0.999 the average of a 350-step run is still 70% its initial weights (0.999^350) and
+        hides what the run learned; the ramp makes it span about a tenth of the steps so far, up to ``ema``."""
+        return min(self.cfg.ema, (1 + step) / (10 + step))
+
     @torch.no_grad()
     def _average(self) -> None:
-        """The shown generator: an exponential moving average of G's weights (buffers copied)."""
+        """The shown generator: an exponential moving average of G's weights (buffers copied), weighted by
+        ``_ema_weight``, which ``train_batch`` sets before the step (a tensor, so a CUDA graph reads it)."""
         if self.G_ema is None:
             return
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1 - self.cfg.ema)
+            p_ema.lerp_(p, self._ema_weight)
         for b_ema, b_ in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b_)
 
@@ -368,6 +378,7 @@ class Trainer:
         frame indices (a device tensor with a GPU store). The graph includes the gather, so a step costs
         one index copy and one replay, and never waits for the GPU.
         """
+        self._ema_weight.fill_(1 - self.ema_decay(self.step))
         if not self.graphed:
             return self.train_step(self._batch(store, idx))
         key = draw_part() if self.fastgan else 0  # the graph to replay: FastGAN has one per quarter

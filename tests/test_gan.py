@@ -78,6 +78,25 @@ def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path):
         sorted(p.name for p in (straight / "samples").glob("*.png"))
 
 
+def test_the_weight_average_ramps_up_so_a_short_run_shows_what_it_learned(tmp_path):
+    """Step 0 averages with decay 0.1, so after a few steps the shown generator is mostly the trained one
+    (with a fixed 0.999 it would still be 99.5% the initial weights after 5 steps)."""
+    frames = np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+    tr = Trainer(tmp_path, tiny_cfg(tmp_path, ema=0.999), progress=False)
+    assert [round(tr.ema_decay(s), 4) for s in (0, 90, 10**6)] == [0.1, 0.91, 0.999]
+    start = {k: v.clone() for k, v in tr.G_ema.state_dict().items()}
+    for step in range(5):
+        before = {k: v.clone() for k, v in tr.G_ema.named_parameters()}
+        tr.train_batch(frames, np.arange(8))
+        w = 1 - tr.ema_decay(step)
+        for k, p in tr.G.named_parameters():  # exactly one lerp at this step's weight
+            assert torch.allclose(dict(tr.G_ema.named_parameters())[k], before[k].lerp(p, w), atol=1e-7), k
+        tr.step += 1
+    moved = [(tr.G_ema.state_dict()[k] - start[k]).norm() / max(1e-12, float((tr.G.state_dict()[k] - start[k]).norm()))
+             for k, _ in tr.G.named_parameters()]
+    assert min(moved) > 0.8  # the average sits near the trained weights, not the initial ones
+
+
 def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_path):
     run = tmp_path / "old"
     train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
@@ -559,7 +578,8 @@ def test_fastgan_trains_samples_resumes_bit_exact_and_runs_live(genre_videos, tm
     ref = BatchStatsRenderer(G, noise, runtime="torch")
     fast = BatchStatsRenderer(G, noise)
     z = torch.randn(1, 32)
-    assert fast.runtime == "onnx" and (fast(z) - ref(z)).abs().max() < 1e-3
+    diff = (fast(z) - ref(z)).abs()  # in [-1, 1]: within half a uint8 level anywhere, far closer on average
+    assert fast.runtime == "onnx" and diff.max() < 1 / 255 and diff.mean() < 3e-4
 
 
 def test_a_learning_clip_has_the_length_asked_for(genre_videos, tmp_path):
