@@ -348,9 +348,13 @@ def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.cuda.manual_seed(1)
         store = tr.upload(frames)
-        stats = [tr.train_batch(store, torch.arange(i % 4 * batch, (i % 4 + 1) * batch, device="cuda"))
-                 for i in range(steps)]
-        runs[graphed] = (torch.stack(stats).cpu(), {k: v.float().cpu() for k, v in tr.G.state_dict().items()})
+        stats = []
+        for i in range(steps):
+            stats.append(tr.train_batch(store, torch.arange(i % 4 * batch, (i % 4 + 1) * batch, device="cuda")))
+            tr.step += 1  # as the loop counts: the weight average's ramp, read by the graph at every replay
+        nets = {**{f"G.{k}": v for k, v in tr.G.state_dict().items()},
+                **{f"G_ema.{k}": v for k, v in tr.G_ema.state_dict().items()}}
+        runs[graphed] = (torch.stack(stats).cpu(), {k: v.float().cpu() for k, v in nets.items()})
         if graphed:
             assert 1 < len(tr._graphs) <= 4 if arch == "fastgan" else len(tr._graphs) == 1
     (s0, g0), (s1, g1) = runs[False], runs[True]
