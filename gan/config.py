@@ -21,7 +21,7 @@ SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf")
 # what a resumed run may change: how long, how often, where; everything else is the run's own
 RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "device", "compile", "cuda_graph",
-             "kid_minutes", "kid_epochs", "clip_seconds")
+             "precision", "kid_minutes", "kid_epochs", "clip_seconds")
 
 # Profiles: settings that learn on the machine at hand, under a preset's and the command line's values.
 # cpu: measured on the 2-core CPU (scripts/bench/gan_quality.py): the stock DCGAN settings (batch 64, width
@@ -63,6 +63,8 @@ class TrainConfig:
     device: str = "auto"         # auto, cpu, cuda or mps
     compile: bool = False        # torch.compile the networks (checked first; on a GPU the CUDA graph is faster)
     cuda_graph: bool = True      # on one GPU: capture the whole training step once, then replay it (no launch overhead)
+    precision: str = "auto"      # auto, fp32 or bf16 (autocast). auto: bf16 on a GPU, and for FastGAN on a CPU
+                                 # that computes bfloat16 natively (AVX512-BF16 or AMX); fp32 otherwise
     ckpt_minutes: float = 5.0    # checkpoint this often (minutes, mid-epoch too), and when the run ends or stops
     ema: float = 0.999           # the shown generator averages the trained one's weights (decay per step,
                                  # ramped up from 0.1 over the first steps; 0: off)
@@ -90,6 +92,7 @@ class TrainConfig:
                                                                               "letterbox, stretch, face"),
                   (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)"),
                   (0 <= self.ema < 1, "ema must be 0 (off) or more, below 1"),
+                  (self.precision in ("auto", "fp32", "bf16"), f"precision {self.precision!r} is not one of auto, fp32, bf16"),
                   (self.kid_minutes >= 0 and self.kid_epochs >= 0 and self.clip_seconds >= 0,
                    "kid_minutes, kid_epochs and clip_seconds must be 0 or more")]
         for ok, why in checks:

@@ -551,6 +551,23 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
     assert settings({"genre": "g", "videos": "/v", "device": "cuda"}).arch == "fastgan"
 
 
+def test_precision_auto_is_bf16_on_a_gpu_and_for_fastgan_on_a_native_bf16_cpu(monkeypatch):
+    import gan.train as train
+    from vj.core.config import describe
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    for native in (False, True):
+        monkeypatch.setattr(train, "native_cpu_bf16", lambda: native)
+        assert train.trains_in_bf16(TrainConfig(arch="fastgan"), cpu) is native
+        assert not train.trains_in_bf16(TrainConfig(arch="dcgan"), cpu)  # DCGAN's CPU step stays float32
+        assert train.trains_in_bf16(TrainConfig(arch="dcgan"), gpu)
+        assert not train.trains_in_bf16(TrainConfig(arch="fastgan", precision="fp32"), gpu)
+        assert train.trains_in_bf16(TrainConfig(arch="dcgan", precision="bf16"), cpu)
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of auto, fp32, bf16"):
+        TrainConfig(precision="fp16").validate()
+    assert "(AVX512-BF16 or AMX); fp32 otherwise" in describe(TrainConfig)  # --help joins a comment's lines
+
+
 def test_the_named_presets_spell_out_the_profiles_and_help_lists_them():
     from gan.config import PROFILES, describe_profiles, preset_values
     from vj.core.config import PRESETS
@@ -567,7 +584,7 @@ def test_fastgan_trains_samples_resumes_bit_exact_and_runs_live(genre_videos, tm
     from gan.model import load_generator
 
     cfg = tiny_cfg(genre_videos["particles"], arch="fastgan", size=128, nz=32, ngf=8, ndf=8, batch=4, fps=4,
-                   augment="color,translation", kid_minutes=0)
+                   augment="color,translation", kid_minutes=0, precision="bf16")  # bit-exact under CPU autocast too
     straight, split = tmp_path / "a", tmp_path / "b"
     train_genre(replace(cfg, epochs=2), straight, progress=False)
     train_genre(replace(cfg, epochs=1), split, progress=False)

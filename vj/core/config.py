@@ -128,11 +128,16 @@ def describe(cls: type) -> str:
 
     src = inspect.getsource(cls).splitlines()
     notes: dict[str, str] = {}
+    last, column = "", -1  # the field whose comment a comment-only line at the same column continues
     for line in src:
         stripped = line.strip()
         if ":" in stripped and "#" in stripped and not stripped.startswith("#"):
-            name = stripped.split(":", 1)[0].strip()
-            notes[name] = stripped.split("#", 1)[1].strip()
+            last, column = stripped.split(":", 1)[0].strip(), line.index("#")
+            notes[last] = stripped.split("#", 1)[1].strip()
+        elif stripped.startswith("#") and last and line.index("#") == column:
+            notes[last] += " " + stripped[1:].strip()
+        else:
+            last = ""
     return "\n".join(f"  {f.name} = {f.default!r}  {notes.get(f.name, '')}" for f in dataclasses.fields(cls))
 
 
