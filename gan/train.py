@@ -147,8 +147,6 @@ class Trainer:
         self.G, self.D = build_networks(cfg)
         # the run shows an exponential moving average of its generator's weights (smoother, sharper; 0: off)
         self.G_ema = copy.deepcopy(self.G).eval() if cfg.ema > 0 else None
-        # the average's step weight (1 - decay), a device tensor that a captured step reads at every replay
-        self._ema_weight = torch.zeros(())
         self.fixed_noise = torch.randn(cfg.n_fixed, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed + 1))
         self.epoch = self.step = self.batch_in_epoch = 0
         on_gpu = self.device.type == "cuda"
@@ -158,7 +156,8 @@ class Trainer:
         self.D.to(self.device)
         if self.G_ema is not None:
             self.G_ema.to(self.device)
-        self._ema_weight = self._ema_weight.to(self.device)
+        # the average's step weight (1 - decay), a device tensor that a captured step reads at every replay
+        self._ema_weight = torch.zeros((), device=self.device)
         self.compiled = cfg.compile and not self.fastgan and self._compiles(on_gpu)
         mem = torch.contiguous_format if self.compiled else torch.channels_last
         self.G.to(memory_format=mem)
