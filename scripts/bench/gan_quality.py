@@ -132,6 +132,8 @@ def main() -> None:
     args = p.parse_args()
     args.genres = args.genres.split(",")
     if args.keep:  # the runs stay, to look at their samples and loss plots
+        if args.keep.exists() and any(args.keep.iterdir()):
+            p.error(f"--keep {args.keep}: not empty (its runs would be resumed, not measured); name a new folder")
         args.keep.mkdir(parents=True, exist_ok=True)
         (fastgan if args.fastgan else defaults)(args, args.keep)
         return
