@@ -6,12 +6,15 @@ offline render (fixed steps) show the same image at the same time.
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import torch
 
 from gan.fastgan import Noise, bake
 from vj.core.onnx import CpuSession, export_onnx
+
+log = logging.getLogger("vj")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -98,9 +101,12 @@ class BatchStatsRenderer:
                 self._session = CpuSession(export_onnx(folded, torch.zeros(1, generator.nz), "z", "images"),
                                            torch.get_num_threads())
                 self.runtime = "onnx"
-            except Exception:  # noqa: BLE001 - onnxruntime missing, or a generator that does not export
+            except Exception as exc:  # noqa: BLE001 - onnxruntime missing, or a generator that does not export
                 if runtime == "onnx":
                     raise
+                # said, not hidden: torch eager is several times slower for one image (a live layer's rate)
+                log.warning("generator: runs on torch, not ONNX Runtime (%s: %s)", type(exc).__name__,
+                            (str(exc).splitlines() or ["?"])[0][:120])
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -161,6 +167,11 @@ def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
         seq._modules.clear()
         for k, m in enumerate(out):
             seq.add_module(str(k), m)
+    if any(isinstance(m, Noise) for m in folded.modules()):
+        # FastGAN's eval noise is drawn at its first eval call: here, not inside an ONNX export's trace (which
+        # cannot record a seeded draw, and the layer fell back to torch eager)
+        with torch.no_grad():
+            folded(torch.zeros(1, folded.nz, device=next(folded.parameters()).device))
     return folded
 
 
