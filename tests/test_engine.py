@@ -340,6 +340,32 @@ def test_generator_blends_between_its_images_and_repeats_exactly(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(frames, run()))  # offline: the same frames every time
 
 
+def test_a_live_generator_slower_than_its_rate_blends_over_the_time_it_takes(tmp_path):
+    import time
+
+    from vj.sources import GeneratorSource
+
+    src = GeneratorSource((64, 64), make_generator_ckpt(tmp_path / "g.pt", 3))  # live: a worker renders
+    render = src._render
+
+    def slow(*a):  # a network that makes 6-7 images a second, as a 256 px FastGAN on one CPU core does
+        time.sleep(0.15)
+        return render(*a)
+
+    src._render = slow
+    p = {**GeneratorSource.defaults(), "speed": 4.0, "rate": 20}
+    try:
+        frames, t0 = [], time.monotonic()
+        for i in range(90):  # 1.5 s of a 60 fps show
+            time.sleep(max(0.0, t0 + i / 60 - time.monotonic()))
+            frames.append(as_frame(src.frame(FrameContext(t=time.monotonic() - t0), p)).astype(int))
+    finally:
+        src.close()
+    moving = [np.abs(b - a).mean() > 0 for a, b in zip(frames[45:], frames[46:])]  # once the worker's pace is known
+    # blended over the 1/20 s the rate promises, each image would show for 3 frames and hold for 6
+    assert src._render_s > 0.14 and sum(moving) > 0.8 * len(moving)
+
+
 def test_a_cue_reaches_the_effect_input_and_switches_genre(show):
     d, scene_path, cues_path = show
     scene = load_scene(scene_path)
