@@ -5,7 +5,9 @@ way the layer first ran: the run's 64-latent reference batch plus the new latent
 BatchNorm, for every image. Ours: the reference batch's BatchNorm statistics frozen once
 (``gan.walk.BatchStatsRenderer``), one image per forward; on a GPU also in batches (throughput for
 several generator layers or a wall of latents). Then the whole layer at 1920x1080: ``GeneratorSource``
-making a new image for every 60 fps frame (``rate`` 60), blend and cubic upscale included.
+making a new image for every 60 fps frame (``rate`` 60), blend and cubic upscale included; and on the CPU
+again at the layer's default ``rate`` 20, where the network runs on a worker 20 times a second and the frames
+between are blends (the frame loop's cost, and the worker's share of a core).
 
 Untrained weights: speed does not depend on what a generator learned.
 
@@ -52,9 +54,6 @@ def main() -> None:
     from gan.fastgan import bake
     from gan.model import build_networks
     from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
-    from vj.effects import FrameContext
-    from vj.mix import mix, mode_code
-    from vj.sources import GeneratorSource
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
     for device in devices:
@@ -98,19 +97,52 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 ckpt = Path(tmp) / "ckpt.pt"
                 torch.save({"G": state, "cfg": cfg.to_dict(), "fixed_noise": reference}, ckpt)
-                src = GeneratorSource((1920, 1080), ckpt, exact=True, device=device)
-                frame_no = iter(range(10**9))
-                params = {**GeneratorSource.defaults(), "rate": 60}
-                out = np.zeros((1080, 1920, 3), np.uint8)
+                for rate in (60, 20) if device == "cpu" else (60,):
+                    layer_line(ckpt, device, rate, args.seconds, sync)
 
-                def layer_frame():  # the source's frame, then the engine's mix finishes its upscale
-                    i = next(frame_no)
-                    mix(out, src.frame(FrameContext(t=i / 60, index=i), params), mode_code("lighten"), 0.6)
 
-                fps, times = per_second(layer_frame, args.seconds, sync)
-                src.close()
-            print(f"      the layer at 1920x1080, a new image every frame: {stats_ms(times)} per frame "
-                  f"({fps:.0f} frames/s)")
+def layer_line(ckpt: Path, device: str, rate: int, seconds: float, sync) -> None:
+    """The generator layer at 1920x1080 for ``seconds`` of 60 fps frames at ``rate`` images a second:
+    offline (``exact``) at 60, where every frame renders its image on the frame loop; live at 20, the
+    network on the layer's worker and each frame a blend and an upscale, paced at 60 fps as the show is."""
+    from vj.effects import FrameContext
+    from vj.mix import mix, mode_code
+    from vj.sources import GeneratorSource
+
+    live = rate < 60
+    src = GeneratorSource((1920, 1080), ckpt, exact=not live, device=device)
+    params = {**GeneratorSource.defaults(), "rate": rate}
+    out = np.zeros((1080, 1920, 3), np.uint8)
+    t0, frame_no = time.perf_counter(), iter(range(10**9))
+    cpu0 = time.process_time()
+
+    def layer_frame():  # the source's frame, then the engine's mix finishes its upscale
+        i = next(frame_no)
+        t = time.perf_counter() - t0 if live else i / 60
+        mix(out, src.frame(FrameContext(t=t, index=i), params), mode_code("lighten"), 0.6)
+
+    if live:  # paced like the show: 60 frames a second of wall time, the worker rendering beside them
+        times, frames = [], 0
+        end = time.perf_counter() + seconds + 1.0
+        while time.perf_counter() < end:
+            due = t0 + frames / 60
+            time.sleep(max(0.0, due - time.perf_counter()))
+            a = time.perf_counter()
+            layer_frame()
+            if a - t0 > 1.0:  # the first second fills the pair of images
+                times.append(time.perf_counter() - a)
+            frames += 1
+        cpu = (time.process_time() - cpu0) / (time.perf_counter() - t0)
+        per_image = src._render_s
+        src.close()
+        print(f"      the layer at 1920x1080, live, rate {rate}: {stats_ms(times)} per frame on the frame loop; the "
+              f"worker {per_image * 1000:.0f} ms an image ({min(rate, 1 / per_image):.1f} images/s, each blended over "
+              f"{max(1 / rate, per_image) * 1000:.0f} ms); the process used {cpu:.2f} cores at 60 fps")
+        return
+    fps, times = per_second(layer_frame, seconds, sync)
+    src.close()
+    print(f"      the layer at 1920x1080, a new image every frame (rate {rate}, offline): {stats_ms(times)} per "
+          f"frame ({fps:.0f} frames/s)")
 
 
 if __name__ == "__main__":
