@@ -5,12 +5,14 @@ mandelbrot and life) trained with NO tuning flags (the profile `auto` picks the 
 --minutes (4) at 64 px. Target: KID after training at most half its epoch-0 value, and samples neither grey
 (pixel spread) nor collapsed (feature spread), per genre. --baseline also trains one genre with
 --profile none and no weight average (the plain DCGAN defaults a new user used to get: grey static).
+--set KEY=VALUE (repeatable) tries a change to the profile on every genre, to compare before adopting it.
 
 fastgan (--fastgan): FastGAN against DCGAN at 128 px on the same frames for the same wall time (--minutes,
 15 in the issue). DCGAN trains with the `cpu` profile at 128 px; FastGAN with the `gpu` profile's learning
 rate and batch (the paper's 2e-4, 8) at widths 16. Target: FastGAN's KID lower at equal time. Both curves are printed.
 
     python scripts/bench/gan_quality.py [--minutes 4] [--genres plasma,life] [--baseline]
+    python scripts/bench/gan_quality.py --genres typography --set augment=translation,cutout
     python scripts/bench/gan_quality.py --fastgan --minutes 15 --genres particles --keep /tmp/fastgan-runs
 """
 from __future__ import annotations
@@ -77,14 +79,16 @@ def defaults(args, tmp: Path) -> None:
     from gan.quality import Features, real_features, spread
     from gan.data import build_cache
 
-    header(f"GAN quality with the default profile: {args.minutes:g} min of CPU training at 64 px per genre")
+    tried = [f for kv in args.set for f in ("--set", kv)]
+    header(f"GAN quality with the default profile{' and ' + ', '.join(args.set) if args.set else ''}: "
+           f"{args.minutes:g} min of CPU training at 64 px per genre")
     videos = genres(tmp, args.genres)
     print(f"   {'genre':12} {'epochs':>6} {'KID epoch 0':>12} {'KID after':>10} {'ratio':>6} {'pixel spread':>12} "
           f"{'feature spread (frames)':>24}  met")
     met_all = True
     for name, folder in videos.items():
         runs = tmp / "runs"
-        train(folder, runs, name, args.minutes)
+        train(folder, runs, name, args.minutes, *tried)
         run = runs / "gan" / name
         points = curve(run)
         first, last = points[0][1], points[-1][1]
@@ -128,6 +132,8 @@ def main() -> None:
     p.add_argument("--genres", default="plasma,tunnel,particles,typography,mandelbrot,life")
     p.add_argument("--baseline", action="store_true", help="also one genre with --profile none")
     p.add_argument("--fastgan", action="store_true", help="FastGAN vs DCGAN at 128 px instead")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="defaults mode: a change to the profile to try (repeatable)")
     p.add_argument("--keep", type=Path, metavar="DIR", help="train under DIR and keep the runs (samples, logs)")
     args = p.parse_args()
     args.genres = args.genres.split(",")
