@@ -65,17 +65,24 @@ def learning_frames(images: Iterator[np.ndarray], size: tuple[int, int], blend: 
         prev = cur
 
 
-def timed_frames(images: list[np.ndarray], size: tuple[int, int], total: int) -> Iterator[np.ndarray]:
-    """Exactly ``total`` frames through the samples in order: frame k sits at sample k (n - 1) / (total - 1),
-    blended between the two samples around it (a short run's 16 samples become a clip of any length)."""
-    n = len(images)
+def timed_frames(files: list[Path], size: tuple[int, int], total: int) -> Iterator[np.ndarray]:
+    """Exactly ``total`` frames through the sample files in order: frame k sits at sample k (n - 1) / (total - 1),
+    blended between the two samples around it (a short run's 16 samples become a clip of any length). Only the
+    samples shown are read, two at a time: an overnight run's thousands of grids never sit in memory at once.
+    A sample that does not read is skipped and named; the one before it stands in."""
+    n = len(files)
     cache: dict[int, np.ndarray] = {}
+    good: dict[int, np.ndarray] = {}  # the last readable sample, for one that is not
 
     def at(i: int) -> np.ndarray:
         if i not in cache:
             if len(cache) > 2:
                 cache.clear()
-            cache[i] = upscale(images[i], size)
+            try:
+                good[0] = upscale(read_image(files[i]), size)
+            except MediaError as exc:
+                log.warning("skipping sample %s: %s", files[i], exc)
+            cache[i] = good[0]
         return cache[i]
     for k in range(total):
         pos = k * (n - 1) / max(1, total - 1)
@@ -91,20 +98,23 @@ def _even(v: int) -> int:
 def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | None = None, height: int | None = None,
                   blend: int = 0, seconds: float | None = None, progress: bool | None = None) -> int:
     """Write the learning-process clip; returns its frame count. ``height`` upscales (1080 for 1080p);
-    ``seconds`` spreads the samples over that long (blending between them) instead of ``blend``."""
+    ``seconds`` spreads the samples over that long (blending between them) instead of ``blend``. The samples
+    stream from disk: memory does not grow with the length of the run."""
     run = run if isinstance(run, GanRun) else GanRun(Path(run))
-    samples = list(readable(sample_files(run, latent)))
-    if not samples:
+    files = sample_files(run, latent)
+    first_good = next(readable(files), None)
+    if first_good is None:
         raise MediaError(f"{run.sample_dir(latent)}: no readable sample")
-    first = samples[0][1]
+    start, first = first_good
+    files = files[files.index(start):]  # a damaged first sample: the clip starts at the first that reads
     h = height or first.shape[0]
     size = (_even(round(first.shape[1] * h / first.shape[0])), _even(h))
     if seconds:
         total = max(1, round(seconds * fps))
-        frames = timed_frames([img for _, img in samples], size, total)
+        frames = timed_frames(files, size, total)
     else:
-        total = len(samples) + max(0, len(samples) - 1) * blend
-        frames = learning_frames((img for _, img in samples), size, blend)
+        total = len(files) + max(0, len(files) - 1) * blend  # for the progress line (a damaged sample: fewer)
+        frames = learning_frames((img for _, img in readable(files)), size, blend)
     with VideoWriter(out, fps, size) as writer:
         for frame in wrap(frames, total, "learning clip", "frame", progress):
             writer.write(frame)

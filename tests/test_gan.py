@@ -617,6 +617,30 @@ def test_a_learning_clip_has_the_length_asked_for(genre_videos, tmp_path):
     assert cfg.samples_per_epoch == 15  # 300 frames at 30 fps from 20 epochs
 
 
+def test_a_learning_clip_streams_its_samples_so_a_long_run_fits_in_memory(tmp_path):
+    import tracemalloc
+
+    from PIL import Image
+
+    from gan.clips import learning_clip
+    from vj.core.runs import GanRun
+
+    run = GanRun(tmp_path / "r")
+    run.samples.mkdir(parents=True)
+    ramp = np.linspace(0, 255, 400, dtype=np.float32)
+    for e in range(120):  # 120 grids of 400x400: 58 MB decoded, which the old clip held all at once
+        img = (ramp[None, :, None] * 0.5 + e + np.zeros((400, 1, 3), np.float32)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(run.samples / f"epoch_{e:05d}.png", compress_level=1)
+    (run.samples / "epoch_00060.png").write_bytes(b"")  # a damaged one, mid-run: skipped, named
+    for kw, frames in (({}, 119), ({"seconds": 2.0, "fps": 30}, 60)):
+        tracemalloc.start()
+        n = learning_clip(run, tmp_path / "c.mp4", progress=False, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert n == frames and count_frames(tmp_path / "c.mp4") == frames
+        assert peak < 12e6, (kw, peak)  # a few frames at a time
+
+
 def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):
     runs = tmp_path / "runs"
     proc = run_vj("gan", "train", str(genre_videos["tunnel"]), "--genre", "t", "--runs", str(runs), "--epochs", "6",
