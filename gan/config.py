@@ -20,8 +20,8 @@ SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
 SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf")
 # what a resumed run may change: how long, how often, where; everything else is the run's own
-RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "device", "compile", "cuda_graph",
-             "precision", "kid_minutes", "kid_epochs", "clip_seconds")
+RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "max_samples", "device", "compile",
+             "cuda_graph", "precision", "kid_minutes", "kid_epochs", "clip_seconds")
 
 # Profiles: settings that learn on the machine at hand, under a preset's and the command line's values.
 # cpu: measured on the 2-core CPU (scripts/bench/gan_quality.py): the stock DCGAN settings (batch 64, width
@@ -57,6 +57,8 @@ class TrainConfig:
     beta1: float = 0.5           # Adam beta1 (Radford et al.)
     augment: str = ""            # DiffAugment policy applied to real and fake: any of color,translation,cutout
     samples_per_epoch: int = 1   # renders of the fixed latents per epoch (more: longer clips from short runs)
+    max_samples: int = 1800      # samples a run keeps (a minute of learning clip at 30 fps); past it, every 2nd
+                                 # epoch's, then every 4th...: evenly spread, the disk bounded (0: keep all)
     n_fixed: int = 64            # size of the fixed latent batch (the grid shows them all)
     singles: int = 4             # how many fixed latents also get their own single-frame sample track
     seed: int = 0                # seeds weights, data order, noise and augmentation
@@ -82,6 +84,7 @@ class TrainConfig:
         checks = [(1 <= self.batch <= 4096, f"batch {self.batch} must be 1-4096"),
                   (0 <= self.epochs <= 10**7, f"epochs {self.epochs} must be 0-10,000,000"),
                   (1 <= self.samples_per_epoch <= 1000, "samples_per_epoch must be 1-1000"),
+                  (0 <= self.max_samples <= 10**6, f"max_samples {self.max_samples} must be 0 (keep all) to 1,000,000"),
                   (0 < self.fps <= 120, f"fps {self.fps:g} must be above 0 and at most 120"),
                   (0 <= self.hours <= 24 * 365, f"hours {self.hours:g} must be 0-8760"),
                   (1 <= self.nz <= 4096 and 4 <= self.ngf <= 1024 and 4 <= self.ndf <= 1024, "nz 1-4096, ngf and ndf 4-1024"),
@@ -163,7 +166,9 @@ def with_clip_length(cfg: TrainConfig) -> TrainConfig:
     """``clip_seconds``: enough samples per epoch for a learning clip that long at 30 fps (known epochs)."""
     if cfg.clip_seconds <= 0 or cfg.epochs <= 0:
         return cfg
-    return replace(cfg, samples_per_epoch=max(1, min(1000, math.ceil(cfg.clip_seconds * 30 / cfg.epochs))))
+    per_epoch = max(1, min(1000, math.ceil(cfg.clip_seconds * 30 / cfg.epochs)))
+    keep = cfg.max_samples and max(cfg.max_samples, per_epoch * cfg.epochs)  # the clip's samples all stay
+    return replace(cfg, samples_per_epoch=per_epoch, max_samples=keep)
 
 
 def load_run_config(path: Path) -> TrainConfig:

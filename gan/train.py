@@ -33,7 +33,7 @@ from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
-from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, save_png
+from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, sample_key, save_png
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
@@ -274,6 +274,8 @@ class Trainer:
         with self.amp:  # batch statistics as in training, without touching the running averages
             images = BatchStatsRenderer(self.shown, size=0, runtime="torch")(self.fixed_noise)
         self._writes = [f for f in self._writes if not f.done() or f.result()]  # re-raise a failed write
+        while len(self._writes) >= 8:  # the writer behind (short GPU epochs, big grids): wait, never pile up
+            self._writes.pop(0).result()
         # On a GPU the worker brings the images to the host, so the loop never waits for the GPU here. On the
         # CPU they are converted here: a torch op on a second thread fights the step's own threads for the
         # cores (on 2 cores that cost 40% of the steps), and only PNG encoding is left to the worker.
@@ -284,10 +286,34 @@ class Trainer:
     def _save_samples(self, images: torch.Tensor | np.ndarray, name: str) -> None:
         u8 = images if isinstance(images, np.ndarray) else to_uint8(images)  # (B, S, S, 3)
         self.run.samples.mkdir(parents=True, exist_ok=True)
-        save_png(self.run.sample_dir() / name, make_grid(u8))  # atomic: a kill leaves no half-written PNG
+        save_png(self.run.sample_dir() / name, make_grid(u8, tile=GRID_TILE))  # atomic: never half-written
         for j in range(min(self.cfg.singles, len(u8))):
             self.run.sample_dir(j).mkdir(exist_ok=True)
             save_png(self.run.sample_dir(j) / name, u8[j])
+
+    def sample_stride(self, epoch: int) -> int:
+        """Every how many epochs the run keeps samples once it has trained ``epoch`` epochs: 1, then 2, 4...
+        (a power of two), so that at most about ``max_samples`` stay, evenly spread over the whole run."""
+        if not self.cfg.max_samples:
+            return 1
+        need = -(-self.cfg.samples_per_epoch * epoch // self.cfg.max_samples)  # ceil
+        return 1 << (max(1, need) - 1).bit_length()
+
+    def keeps(self, epoch: int) -> bool:
+        """Whether the samples of ``epoch`` (the grid at its end, and those during it) are kept."""
+        return epoch % self.sample_stride(epoch) == 0
+
+    def prune_samples(self, stride: int) -> None:
+        """On the writer (after the writes before it), remove the samples of epochs off the ``stride``."""
+        if self.rank != 0 or stride <= 1:
+            return
+
+        def prune():
+            for latent in (None, *range(self.cfg.singles)):
+                for f in self.run.sample_files(latent):  # the run's own names only
+                    if sample_key(f.name)[0] % stride:
+                        f.unlink(missing_ok=True)
+        self._writes.append(self._writer.submit(prune))
 
     def wait_samples(self) -> None:
         """Block until every sample handed to the writer is on disk (re-raises a failed write)."""
@@ -478,6 +504,7 @@ class Trainer:
         sync_every = 25 if on_gpu else 1
         if self.epoch == 0 and self.batch_in_epoch == 0:
             self.write_samples("epoch_00000.png")
+        self.prune_samples(self.sample_stride(self.epoch))  # a resumed run's: max_samples may be new
         last_ckpt = last_plot = time.time()
         t_start = time.time()
         status = "done"
@@ -521,7 +548,7 @@ class Trainer:
                 if len(pending) >= sync_every:
                     check()
                 k = sample_at.get(self.batch_in_epoch)
-                if k is not None and k < cfg.samples_per_epoch:
+                if k is not None and k < cfg.samples_per_epoch and self.keeps(self.epoch + 1):
                     self.write_samples(self.sample_name(k, cfg.samples_per_epoch))
                 if self.batch_in_epoch < steps and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
                     check()  # never checkpoint weights a NaN has reached
@@ -537,7 +564,11 @@ class Trainer:
                 break
             self.epoch += 1
             self.batch_in_epoch = 0
-            self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
+            if self.sample_stride(self.epoch) > self.sample_stride(self.epoch - 1):
+                self.prune_samples(self.sample_stride(self.epoch))  # queued first: it never takes this epoch's
+            last = self._stop_requested or self.epoch >= epochs or bool(deadline and time.time() > deadline)
+            if self.keeps(self.epoch) or last:  # the clip always ends on the run's last state
+                self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
             means = sums / max(1, done_here)
             # the epoch's log row goes first: a checkpoint never points past a row that is not on disk
             self._log_epoch(means, ips, time.time() - t_start)
@@ -689,8 +720,17 @@ class Trainer:
             os.fsync(f.fileno())
 
 
-def make_grid(u8: np.ndarray, pad: int = 2) -> np.ndarray:
-    """(B, S, S, 3) uint8 -> one near-square grid image with ``pad`` black pixels between tiles."""
+GRID_TILE = 256  # the grid's tiles at most this big: 8 x 256 px makes a 4K clip's height; a 1024 px run's
+# full-size grid would be an 8,194 px PNG of ~200 MB every epoch (its single-latent tracks keep full size)
+
+
+def make_grid(u8: np.ndarray, pad: int = 2, tile: int | None = None) -> np.ndarray:
+    """(B, S, S, 3) uint8 -> one near-square grid image with ``pad`` black pixels between tiles, each tile
+    reduced to ``tile`` px when S is larger."""
+    if tile and u8.shape[1] > tile:
+        import cv2
+
+        u8 = np.stack([cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA) for img in u8])
     b, s = u8.shape[0], u8.shape[1]
     cols = math.ceil(math.sqrt(b))
     rows = math.ceil(b / cols)

@@ -615,6 +615,8 @@ def test_a_learning_clip_has_the_length_asked_for(genre_videos, tmp_path):
 
     cfg = with_clip_length(settings({"genre": "g", "videos": "/v", "epochs": 20, "clip_seconds": 10}))
     assert cfg.samples_per_epoch == 15  # 300 frames at 30 fps from 20 epochs
+    long = with_clip_length(settings({"genre": "g", "videos": "/v", "epochs": 20, "clip_seconds": 120}))
+    assert long.samples_per_epoch == 180 and long.max_samples == 3600  # the run keeps all the clip asks for
 
 
 def test_a_learning_clip_streams_its_samples_so_a_long_run_fits_in_memory(tmp_path):
@@ -639,6 +641,30 @@ def test_a_learning_clip_streams_its_samples_so_a_long_run_fits_in_memory(tmp_pa
         tracemalloc.stop()
         assert n == frames and count_frames(tmp_path / "c.mp4") == frames
         assert peak < 12e6, (kw, peak)  # a few frames at a time
+
+
+def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_samples_ending_on_its_last_state(genre_videos, tmp_path):
+    """Short epochs (a few dozen frames) write a grid several times a second: 1 GB in 12 CPU minutes, and
+    on a GPU faster than the disk. The run keeps about max_samples, thinned by powers of two as it goes."""
+    from gan.train import make_grid
+    from vj.core.runs import GanRun
+
+    run = GanRun(tmp_path / "r")
+    cfg = tiny_cfg(genre_videos["plasma"], max_samples=4, singles=1)
+
+    def epochs(latent=None):
+        return [int(p.name[6:11]) for p in run.sample_files(latent)]
+
+    (run.path / "samples").mkdir(parents=True)
+    (run.path / "samples" / "epoch_notes.png").write_bytes(b"")  # not the run's: left alone
+    train_genre(replace(cfg, epochs=9), run.path, progress=False)
+    assert epochs() == epochs(0) == [0, 4, 8, 9]  # every 4th epoch by the end, and the last one
+    train_genre(replace(cfg, epochs=12), run.path, resume=True, progress=False)
+    assert epochs() == [0, 4, 8, 12] and (run.path / "samples" / "epoch_notes.png").exists()
+    train_genre(replace(cfg, epochs=14, max_samples=0), run.path, resume=True, progress=False)
+    assert epochs() == [0, 4, 8, 12, 13, 14]  # 0: every epoch from now on
+    # a 512 px run's grid has 256 px tiles (a 4K clip's height), not 8,194 px of them
+    assert make_grid(np.zeros((64, 512, 512, 3), np.uint8), tile=256).shape == (8 * 258 + 2, 8 * 258 + 2, 3)
 
 
 def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):

@@ -69,7 +69,9 @@ def looks(run: Path) -> tuple[float, float]:
     spread of the samples (a collapsed generator's are close to each other)."""
     from PIL import Image
 
-    grid = np.asarray(Image.open(sorted((run / "samples").glob("epoch_*.png"))[-1]).convert("RGB"), np.float32)
+    from vj.core.runs import GanRun
+
+    grid = np.asarray(Image.open(GanRun(run).sample_files()[-1]).convert("RGB"), np.float32)
     with open(run / "log.csv") as f:
         spreads = [float(r["spread"]) for r in csv.DictReader(f) if r["spread"]]
     return float(grid.std()), spreads[-1] if spreads else float("nan")

@@ -74,6 +74,18 @@ def clean_temp(folder: Path) -> list[Path]:
     return removed
 
 
+_SAMPLE = re.compile(r"^epoch_(\d+)(?:-(\d+))?\.png$")
+
+
+def sample_key(name: str) -> tuple[int, int, int]:
+    """A sample file's place in time: ``epoch_00003-01.png`` (taken during epoch 3) comes before
+    ``epoch_00003.png`` (its end), both before epoch 4's. A name of another shape sorts first."""
+    m = _SAMPLE.match(name)
+    if not m:
+        return (-1, 0, 0)
+    return (int(m[1]), 0, int(m[2])) if m[2] else (int(m[1]), 1, 0)
+
+
 @dataclass(frozen=True)
 class GanRun:
     """``runs/gan/<genre>/``: one genre's training run."""
@@ -101,8 +113,10 @@ class GanRun:
         return self.samples if latent is None else self.samples / f"z{latent:02d}"
 
     def sample_files(self, latent: int | None = None) -> list[Path]:
-        """The sample PNGs in time order (their names sort chronologically)."""
-        return sorted(self.sample_dir(latent).glob("epoch_*.png"))
+        """The sample PNGs in time order (by :func:`sample_key`: past epoch 99,999 names alone do not sort);
+        a file named otherwise is not one."""
+        keyed = [(sample_key(p.name), p) for p in self.sample_dir(latent).glob("epoch_*.png")]
+        return [p for key, p in sorted(keyed) if key[0] >= 0]
 
     def clip(self, name: str) -> Path:
         return self.clips / f"{name}.mp4"
