@@ -667,6 +667,23 @@ def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_samples_ending_on_its_l
     assert make_grid(np.zeros((64, 512, 512, 3), np.uint8), tile=256).shape == (8 * 258 + 2, 8 * 258 + 2, 3)
 
 
+def test_the_loss_plot_of_a_long_run_draws_bin_means_not_every_epoch(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from gan.train import LOG_FIELDS, plot_losses
+
+    rows = [",".join(LOG_FIELDS)] + [f"{e},{9 * e},{e % 2},1.0,0.5,0.5,300,{e},{0.5 if e % 60 == 0 else ''},"
+                                     f"{0.01 if e % 60 == 0 else ''}," for e in range(1, 6001)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, **kw: drawn.append((x, y)) or plot(ax, x, y, **kw))
+    plot_losses(tmp_path / "log.csv", tmp_path / "loss.png")
+    (_, d), (_, g), (_, kid) = drawn
+    assert len(d) == len(g) == 1000 and np.allclose(d, 0.5) and len(kid) == 100  # 6 epochs a bin: D's 0, 1 averaged
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
 def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):
     runs = tmp_path / "runs"
     proc = run_vj("gan", "train", str(genre_videos["tunnel"]), "--genre", "t", "--runs", str(runs), "--epochs", "6",
