@@ -33,7 +33,7 @@ from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
-from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, sample_key, save_png
+from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, log_columns, sample_key, save_png
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
@@ -741,14 +741,6 @@ def make_grid(u8: np.ndarray, pad: int = 2, tile: int | None = None) -> np.ndarr
     return grid
 
 
-def _binned(points: np.ndarray, most: int = 1000) -> tuple[np.ndarray, ...]:
-    """(N, k) rows as k columns, averaged in ``most`` consecutive bins when there are more rows than that: a
-    700 px plot shows no more, and matplotlib drew 80,000 epochs in 1.5 s, on the training thread every minute."""
-    if len(points) > most:
-        points = np.stack([b.mean(axis=0) for b in np.array_split(points, most)])
-    return tuple(points.T)
-
-
 def plot_losses(csv_path: Path, out: Path) -> None:
     """The losses over the epochs and, on a second axis, the quality curve (KID with its spread)."""
     import matplotlib
@@ -756,22 +748,27 @@ def plot_losses(csv_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(csv_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
+    # a long run's rows as 1,000 bin means: a 700 px plot shows no more, and matplotlib drew 80,000 epochs in
+    # 1.5 s, on the training thread every minute
+    cols = log_columns(csv_path, most=1000, keys=("epoch", "loss_d", "loss_g", "kid", "kid_se"))
+    if not cols.get("epoch"):
         return
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+
+    def present(*keys):  # (epoch, value...) where the first value is there (epoch 0: the KID's start only)
+        return [(e, *(v or 0.0 for v in vs)) for e, *vs in zip(cols["epoch"], *(cols.get(k, []) for k in keys))
+                if vs and vs[0] is not None]
     for key, label, color in (("loss_d", "D loss", "tab:blue"), ("loss_g", "G loss", "tab:green")):
-        points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]  # epoch 0: the curve's start only
+        points = present(key)
         if points:
-            ax.plot(*_binned(np.array(points)), label=label, linewidth=1, color=color)
+            ax.plot(*zip(*points), label=label, linewidth=1, color=color)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
-    kid = [(int(r["epoch"]), float(r["kid"]), float(r.get("kid_se") or 0)) for r in rows if r.get("kid")]
+    kid = present("kid", "kid_se")
     handles, labels = ax.get_legend_handles_labels()
     if kid:
         k2 = ax.twinx()
-        e, v, se = _binned(np.array(kid))
+        e, v, se = (np.array(c) for c in zip(*kid))
         line, = k2.plot(e, v, color="tab:red", marker="o" if len(e) < 200 else None, markersize=3, label="KID")
         k2.fill_between(e, v - se, v + se, color="tab:red", alpha=0.2)
         k2.set_ylabel("KID (lower is better)")

@@ -169,6 +169,42 @@ def mosaic_dir(runs: str | Path, name: str) -> Path:
     return MosaicRun.of(runs, name).path
 
 
+def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | None = None
+                ) -> dict[str, list[float | None]]:
+    """A run's ``log.csv`` as columns of numbers (``keys``, or all), None where a cell is empty or unreadable;
+    rows not of an epoch are skipped. With ``most``, a longer log comes back as that many bin means of
+    consecutive rows (None where a bin has no value): a chart shows no more, and an overnight run of short
+    epochs has 10^5-10^6 rows. Empty when there is no log yet."""
+    import csv
+
+    import numpy as np
+
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            rows = [r for r in reader if r and r[0].isdigit()]
+    except (FileNotFoundError, csv.Error, UnicodeDecodeError):
+        return {}
+
+    def number(cell: str) -> float:
+        try:
+            return float(cell) if cell else np.nan
+        except ValueError:
+            return np.nan
+    columns = {}
+    for i, key in enumerate(header):
+        if keys is None or key in keys:
+            x = np.array([number(r[i]) if i < len(r) else np.nan for r in rows], np.float64)
+            if most and len(x) > most:
+                starts = np.arange(most) * len(x) // most
+                seen = ~np.isnan(x)
+                sums, counts = np.add.reduceat(np.where(seen, x, 0.0), starts), np.add.reduceat(seen, starts)
+                x = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            columns[key] = [None if np.isnan(v) else float(v) for v in x]
+    return columns
+
+
 def save_png(path: Path, image) -> None:
     """An (H, W, 3) uint8 image as a PNG, written atomically (a kill never leaves a zero-byte PNG)."""
     import io

@@ -7,25 +7,15 @@ import time
 from pathlib import Path
 
 from vj.core.config import read_toml
-from vj.core.runs import GanRun
+from vj.core.runs import GanRun, log_columns
+
+
+CHART_POINTS = 600  # the page's chart is 300 px wide: a long run's log comes as bin means, not 10^5 rows
 
 
 def read_log(run: GanRun) -> dict:
     """The run's log.csv as columns (epoch, losses, D outputs, img/s, KID when the run measures it)."""
-    rows: list[dict] = []
-    try:
-        with open(run.log, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()]
-    except (FileNotFoundError, csv.Error, UnicodeDecodeError):
-        pass
-    columns: dict[str, list] = {}
-    for r in rows:
-        for k, v in r.items():
-            try:
-                columns.setdefault(k, []).append(float(v) if v not in ("", None) else None)
-            except (TypeError, ValueError):
-                columns.setdefault(k, []).append(None)
-    return {"genre": run.genre, "columns": columns}
+    return {"genre": run.genre, "columns": log_columns(run.log, CHART_POINTS)}
 
 
 def summary(run: GanRun) -> dict:
