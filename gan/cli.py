@@ -149,11 +149,12 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(args) -> list:
-    from gan.config import load_run_config, preset_values, resume_config, settings, with_clip_length
-    from vj.core.config import parse_sets
+    from gan.config import TrainConfig, load_run_config, preset_values, resume_config, settings, with_clip_length
+    from vj.core.config import build, parse_sets
 
     flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
     flags.update(parse_sets(args.set))
+    build(TrainConfig, flags, where="command line")  # a bad key or value is named as the flag it came from
     if args.hours is not None or args.until is not None:
         flags.setdefault("epochs", 0)  # the deadline decides
     presets = [(preset_values(p), str(p)) for p in args.preset]

@@ -426,6 +426,9 @@ def test_resume_refuses_flags_that_change_the_model_or_its_data(genre_videos, tm
     assert "resuming with epochs = 2 (was 1)" in proc.stderr and "done at epoch 2" in proc.stderr
     assert (runs / "gan" / "p" / "frames" / "index.json").read_text() == frames  # the same cache, not rebuilt
     assert 'fps = 8.0' in (runs / "gan" / "p" / "config.toml").read_text()
+    # a bad --set value is named as the command line's, not as the videos folder's
+    proc = run_vj("gan", "train", str(genre_videos["plasma"]), "--genre", "q", "--runs", str(runs), "--set", "batch=abc")
+    assert proc.returncode == 2 and proc.stderr.strip() == "vj: error: command line: batch = 'abc' is not a valid int"
 
 
 def test_a_kill_leaves_nothing_that_breaks_the_next_start(genre_videos, tmp_path):
