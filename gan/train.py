@@ -33,7 +33,8 @@ from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
-from vj.core.runs import DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, log_columns, sample_key, save_png
+from vj.core.runs import (DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, log_columns, sample_key,
+                          save_png)
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
