@@ -194,7 +194,7 @@ def diagnose(history: list[dict], real_spread: float = 0.0) -> str | None:
         return ("D(G(z)) has stayed near 0 for 3 epochs: the discriminator wins outright and the generator learns "
                 "nothing (grey noise); add --set augment=color,translation,cutout, lower the discriminator's width "
                 "(--set ndf=), or use the profile's settings (--profile auto)")
-    spreads = [r["spread"] for r in history[-2:] if r.get("spread") is not None]
+    spreads = [r["spread"] for r in history if r.get("spread") is not None][-2:]  # the last two measurements
     if real_spread and len(spreads) == 2 and max(spreads) < 0.35 * real_spread:
         return (f"the samples are collapsing onto each other (feature spread {spreads[-1]:.2f} vs the frames' "
                 f"{real_spread:.2f}): lower --set lr=, add augmentation, or resume from an earlier checkpoint")

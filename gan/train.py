@@ -7,6 +7,7 @@ batches as one that never stopped.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import csv
@@ -574,6 +575,8 @@ class Trainer:
             # the epoch's log row goes first: a checkpoint never points past a row that is not on disk
             self._log_epoch(means, ips, time.time() - t_start)
             history.append({"epoch": self.epoch, "d_g_z": float(means[3]), "kid": None, "spread": None})
+            if len(history) > 256:  # short epochs: the measured rows and the recent ones, not 10^5-10^6 rows
+                history[:] = [r for r in history[:-128] if r["kid"] is not None] + history[-128:]
             measured = self._record_quality(history)
             quality = measured[-1] if measured else None
             if self.quality is not None and (cfg.kid_epochs and self.epoch % cfg.kid_epochs == 0 or not cfg.kid_epochs
@@ -619,9 +622,11 @@ class Trainer:
         if not done or self.rank != 0:
             return done
         for epoch, k, sp in done:
-            for r in history:
-                if r["epoch"] == epoch:
-                    r["kid"], r["spread"] = k.value, sp
+            row = next((r for r in reversed(history) if r["epoch"] == epoch), None)
+            if row is None:  # the curve's start, or an epoch already trimmed away
+                row = {"epoch": epoch, "d_g_z": None}
+                bisect.insort(history, row, key=lambda r: r["epoch"])
+            row["kid"], row["spread"] = k.value, sp
         path = self.run.log
         lines = path.read_text().splitlines() if path.exists() else [",".join(LOG_FIELDS)]
         rows = [line.split(",") for line in lines[1:]]

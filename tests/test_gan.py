@@ -540,6 +540,27 @@ def test_diagnose_names_a_winning_discriminator_a_rising_kid_and_a_collapse():
     assert "KID has risen" in diagnose(rising)
     collapsed = [{"epoch": e, "d_g_z": 0.3, "spread": 0.1} for e in range(3)]
     assert "collapsing" in diagnose(collapsed, real_spread=0.9)
+    # measured every 10th epoch, as a CPU run's KID worker does: the last two measurements, not the last two rows
+    spaced = [{"epoch": e, "d_g_z": 0.3, "spread": 0.1 if e % 10 == 0 else None} for e in range(25)]
+    assert "collapsing" in diagnose(spaced, real_spread=0.9)
+
+
+def test_a_measurement_of_an_epoch_no_longer_in_memory_still_reaches_the_log_and_the_advice(tmp_path):
+    """A long run keeps only its measured and its recent epochs in memory (diagnose ran over every epoch of
+    the run, every epoch); a KID that finishes after its epoch left that window is still recorded."""
+    from types import SimpleNamespace
+
+    from gan.train import LOG_FIELDS
+
+    tr = Trainer(tmp_path, tiny_cfg(tmp_path), progress=False)
+    (tmp_path / "log.csv").write_text(",".join(LOG_FIELDS) + "\n" + "".join(
+        f"{e},{9 * e},1,1,0.5,0.5,300,{e},,,\n" for e in range(1, 401)))
+    history = [{"epoch": e, "d_g_z": 0.5, "kid": None, "spread": None} for e in range(272, 401)]
+    tr.quality = SimpleNamespace(take=lambda: [(10, SimpleNamespace(value=0.25, se=0.01), 0.5)])
+    tr._record_quality(history)
+    assert history[0] == {"epoch": 10, "d_g_z": None, "kid": 0.25, "spread": 0.5} and len(history) == 130
+    assert "10,90,1,1,0.5,0.5,300,10,0.250000,0.010000,0.5000" in (tmp_path / "log.csv").read_text()
+    tr.quality = None
 
 
 def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
