@@ -517,6 +517,7 @@ class Trainer:
         history: list[dict] = []
         warned: set[str] = set()
         last_kid = -1e18
+        last_line, said_short = 0.0, False  # the last epoch line's time; whether the run said it thins them
         scheduled = False  # a measurement was due during the run: it ends with one of its final state
         if self.quality is not None and self.epoch == 0 and self.batch_in_epoch == 0:
             self.quality.submit(self.shown, 0)  # the curve starts at the untrained generator
@@ -592,11 +593,21 @@ class Trainer:
             if time.time() - last_plot > 60:
                 plot_losses(self.run.log, self.run.loss_plot)
                 last_plot = time.time()
-            if self.rank == 0:
+            # short epochs (a few dozen frames: several a second) get a line every LINE_SECONDS, not a scroll
+            # of them; the first ones, a new KID, the last one and every epoch in log.csv stay
+            ending = stopping or self.epoch >= epochs
+            if self.rank == 0 and not (quality or ending or self.epoch <= 3 or time.time() - last_line >= LINE_SECONDS):
+                if not said_short:
+                    said_short = True
+                    log.info("%s: short epochs: a line every %d s from here (every epoch is in log.csv)", cfg.genre,
+                             LINE_SECONDS)
+            elif self.rank == 0:
+                last_line = time.time()
                 kid_text = f" KID {quality[1]} (epoch {quality[0]})" if quality else ""
                 bar.line(f"{cfg.genre}: {self._epoch_label(self.epoch, deadline)} loss D {means[0]:.3f} G {means[1]:.3f} "
                          f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f} {ips:.0f} img/s{kid_text}"
                          f"{self._eta(deadline, t_start)}")
+            if self.rank == 0:
                 advice = diagnose(history, self.quality.real_spread if self.quality else 0.0)
                 if advice and advice[:30] not in warned:
                     warned.add(advice[:30])
@@ -726,6 +737,7 @@ class Trainer:
             os.fsync(f.fileno())
 
 
+LINE_SECONDS = 10  # at most one epoch line this often once epochs are shorter (log.csv has them all)
 GRID_TILE = 256  # the grid's tiles at most this big: 8 x 256 px makes a 4K clip's height; a 1024 px run's
 # full-size grid would be an 8,194 px PNG of ~200 MB every epoch (its single-latent tracks keep full size)
 

@@ -667,9 +667,12 @@ def test_a_learning_clip_streams_its_samples_so_a_long_run_fits_in_memory(tmp_pa
         assert peak < 12e6, (kw, peak)  # a few frames at a time
 
 
-def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_samples_ending_on_its_last_state(genre_videos, tmp_path):
+def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_samples_ending_on_its_last_state(genre_videos, tmp_path,
+                                                                                         caplog):
     """Short epochs (a few dozen frames) write a grid several times a second: 1 GB in 12 CPU minutes, and
-    on a GPU faster than the disk. The run keeps about max_samples, thinned by powers of two as it goes."""
+    on a GPU faster than the disk. The run keeps about max_samples, thinned by powers of two as it goes;
+    and its epoch lines come every 10 s, not several a second."""
+    import logging
     from gan.train import make_grid
     from vj.core.runs import GanRun
 
@@ -681,8 +684,12 @@ def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_samples_ending_on_its_l
 
     (run.path / "samples").mkdir(parents=True)
     (run.path / "samples" / "epoch_notes.png").write_bytes(b"")  # not the run's: left alone
-    train_genre(replace(cfg, epochs=9), run.path, progress=False)
+    with caplog.at_level(logging.INFO):
+        train_genre(replace(cfg, epochs=9), run.path, progress=False)
     assert epochs() == epochs(0) == [0, 4, 8, 9]  # every 4th epoch by the end, and the last one
+    lines = [r.getMessage() for r in caplog.records if " loss D " in r.getMessage()]
+    assert [m.split()[2] for m in lines] == ["1/9", "2/9", "3/9", "9/9"], lines  # 9 short epochs in a few seconds
+    assert sum("short epochs: a line every 10 s" in r.getMessage() for r in caplog.records) == 1
     train_genre(replace(cfg, epochs=12), run.path, resume=True, progress=False)
     assert epochs() == [0, 4, 8, 12] and (run.path / "samples" / "epoch_notes.png").exists()
     train_genre(replace(cfg, epochs=14, max_samples=0), run.path, resume=True, progress=False)
