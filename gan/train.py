@@ -276,22 +276,24 @@ class Trainer:
         with self.amp:  # batch statistics as in training, without touching the running averages
             images = BatchStatsRenderer(self.shown, size=0, runtime="torch")(self.fixed_noise)
         self._writes = [f for f in self._writes if not f.done() or f.result()]  # re-raise a failed write
-        while len(self._writes) >= 8:  # the writer behind (short GPU epochs, big grids): wait, never pile up
-            self._writes.pop(0).result()
         # On a GPU the worker brings the images to the host, so the loop never waits for the GPU here. On the
         # CPU they are converted here: a torch op on a second thread fights the step's own threads for the
         # cores (on 2 cores that cost 40% of the steps), and only PNG encoding is left to the worker.
         if self.device.type == "cpu":
             images = to_uint8(images)
+        size = images.nbytes if isinstance(images, np.ndarray) else images.element_size() * images.nelement()
+        while len(self._writes) >= max(2, PENDING_BYTES // size):  # the writer behind: wait, never pile up
+            self._writes.pop(0).result()
         self._writes.append(self._writer.submit(self._save_samples, images, name))
 
     def _save_samples(self, images: torch.Tensor | np.ndarray, name: str) -> None:
         u8 = images if isinstance(images, np.ndarray) else to_uint8(images)  # (B, S, S, 3)
         self.run.samples.mkdir(parents=True, exist_ok=True)
-        save_png(self.run.sample_dir() / name, make_grid(u8, tile=GRID_TILE))  # atomic: never half-written
+        # atomic, never half-written; fast zlib: the writer shares the cores with training
+        save_png(self.run.sample_dir() / name, make_grid(u8, tile=GRID_TILE), fast=True)
         for j in range(min(self.cfg.singles, len(u8))):
             self.run.sample_dir(j).mkdir(exist_ok=True)
-            save_png(self.run.sample_dir(j) / name, u8[j])
+            save_png(self.run.sample_dir(j) / name, u8[j], fast=True)
 
     def sample_stride(self, epoch: int) -> int:
         """Every how many epochs the run keeps samples once it has trained ``epoch`` epochs: 1, then 2, 4...
@@ -737,6 +739,8 @@ class Trainer:
             os.fsync(f.fileno())
 
 
+PENDING_BYTES = 256 << 20  # samples waiting for the PNG writer at most (short epochs outrun it; on a GPU
+# they wait as GPU tensors)
 LINE_SECONDS = 10  # at most one epoch line this often once epochs are shorter (log.csv has them all)
 GRID_TILE = 256  # the grid's tiles at most this big: 8 x 256 px makes a 4K clip's height; a 1024 px run's
 # full-size grid would be an 8,194 px PNG of ~200 MB every epoch (its single-latent tracks keep full size)

@@ -205,12 +205,14 @@ def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | Non
     return columns
 
 
-def save_png(path: Path, image) -> None:
-    """An (H, W, 3) uint8 image as a PNG, written atomically (a kill never leaves a zero-byte PNG)."""
+def save_png(path: Path, image, fast: bool = False) -> None:
+    """An (H, W, 3) uint8 image as a PNG, written atomically (a kill never leaves a zero-byte PNG). ``fast``:
+    zlib level 1, for images written while something else runs (a 530 px sample grid in 22 ms instead of
+    73, 12% larger)."""
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1 if fast else 6)
     atomic_write_bytes(Path(path), buf.getvalue())
