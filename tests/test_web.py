@@ -247,10 +247,14 @@ def test_monitor_lists_runs_with_their_samples_and_log(tmp_path):
             assert (await c.get("/api/v1/runs/plasma/samples/..%2Fconfig.toml")).status == 404
             assert (await c.get("/api/v1/runs/..%2F..%2Fetc/log")).status == 400
             # an overnight run of short epochs: bin means the chart can draw, not every row
-            rows = "".join(f"{e},{10 * e},{e % 2},0.8,0.6,0.4,50.0,{e}\n" for e in range(1, 6001))
-            (run_dir / "log.csv").write_text("epoch,step,loss_d,loss_g,d_x,d_g_z,images_per_s,elapsed_s\n" + rows)
+            rows = "".join(f"{e},{10 * e},{e % 2},0.8,0.6,0.4,50.0,{e},{0.25 if e == 5990 else ''}\n"
+                           for e in range(1, 6001))
+            (run_dir / "log.csv").write_text("epoch,step,loss_d,loss_g,d_x,d_g_z,images_per_s,elapsed_s,kid\n" + rows
+                                             + "6001,60010,0.")  # a row torn by a kill: left out
             cols = (await (await c.get("/api/v1/runs/plasma/log")).json())["columns"]
             assert len(cols["epoch"]) == len(cols["loss_d"]) == 600 and set(cols["loss_d"]) == {0.5}
+            (r,) = (await (await c.get("/api/v1/runs")).json())["genres"]  # from the log's tail
+            assert (r["epoch"], r["step"], r["kid"]) == (6000, 60000, 0.25)  # the latest KID, not the last row's
         finally:
             await c.close()
     run(go())

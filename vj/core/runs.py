@@ -172,7 +172,7 @@ def mosaic_dir(runs: str | Path, name: str) -> Path:
 def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | None = None
                 ) -> dict[str, list[float | None]]:
     """A run's ``log.csv`` as columns of numbers (``keys``, or all), None where a cell is empty or unreadable;
-    rows not of an epoch are skipped. With ``most``, a longer log comes back as that many bin means of
+    rows not of an epoch, or torn (fewer cells than the header), are skipped. With ``most``, a longer log comes back as that many bin means of
     consecutive rows (None where a bin has no value): a chart shows no more, and an overnight run of short
     epochs has 10^5-10^6 rows. Empty when there is no log yet."""
     import csv
@@ -183,7 +183,7 @@ def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | Non
         with open(path, newline="") as f:
             reader = csv.reader(f)
             header = next(reader, [])
-            rows = [r for r in reader if r and r[0].isdigit()]
+            rows = [r for r in reader if len(r) == len(header) and r[0].isdigit()]  # a row torn by a kill: out
     except (FileNotFoundError, csv.Error, UnicodeDecodeError):
         return {}
 
@@ -195,7 +195,7 @@ def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | Non
     columns = {}
     for i, key in enumerate(header):
         if keys is None or key in keys:
-            x = np.array([number(r[i]) if i < len(r) else np.nan for r in rows], np.float64)
+            x = np.array([number(r[i]) for r in rows], np.float64)
             if most and len(x) > most:
                 starts = np.arange(most) * len(x) // most
                 seen = ~np.isnan(x)

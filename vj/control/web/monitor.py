@@ -2,7 +2,7 @@
 counters are not read: the log and the samples say where a run is, and reading never touches a file)."""
 from __future__ import annotations
 
-import csv
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +18,24 @@ def read_log(run: GanRun) -> dict:
     return {"genre": run.genre, "columns": log_columns(run.log, CHART_POINTS)}
 
 
+def tail_rows(path: Path, size: int = 1 << 18) -> list[dict]:
+    """The log's last whole rows (about ``size`` bytes: a few thousand epochs) as dicts of strings: the page
+    asks every 5 s, and an overnight run of short epochs logs 10^5-10^6 rows."""
+    try:
+        with open(path, "rb") as f:
+            header = f.readline().decode("utf-8", "replace").strip().split(",")
+            start = f.tell()
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(start, end - size))
+            lines = f.read().decode("utf-8", "replace").split("\n")
+            if end - size > start:
+                lines = lines[1:]  # begun mid-row
+    except OSError:
+        return []
+    rows = [line.strip().split(",") for line in lines]
+    return [dict(zip(header, r)) for r in rows if len(r) == len(header) and r[0].isdigit()]  # a torn row: left out
+
+
 def summary(run: GanRun) -> dict:
     """Where a run is: epoch and step, img/s, ETA, its latest sample, KID, and whether it is still writing."""
     out: dict = {"genre": run.genre}
@@ -29,17 +47,13 @@ def summary(run: GanRun) -> dict:
     out["hours"] = cfg.get("hours", 0)
     out["size"] = cfg.get("size")
     out["arch"] = cfg.get("arch", "dcgan")
-    last = {}
-    try:
-        with open(run.log, newline="") as f:
-            for last in csv.DictReader(f):
-                pass
-    except (FileNotFoundError, csv.Error, UnicodeDecodeError):
-        pass
+    rows = tail_rows(run.log)
+    last = rows[-1] if rows else {}
     out["epoch"] = int(float(last.get("epoch") or 0))
     out["step"] = int(float(last.get("step") or 0))
     out["images_per_s"] = float(last.get("images_per_s") or 0)
-    out["kid"] = float(last["kid"]) if last.get("kid") not in (None, "") else None
+    kids = [r["kid"] for r in rows if r.get("kid")]  # the latest measurement (most epochs have none)
+    out["kid"] = float(kids[-1]) if kids else None
     elapsed = float(last.get("elapsed_s") or 0)
     if out["epochs"] and out["epoch"]:
         per_epoch = elapsed / max(1, out["epoch"])
