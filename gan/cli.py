@@ -207,12 +207,13 @@ def resume_command(args, genre: str) -> str:
 
 
 def cmd_train(args) -> int:
-    from gan.train import dist_info, train_queue
+    from gan.train import close_dist, dist_info, train_queue
 
     jobs = _jobs(args)
     serving = args.monitor(args.runs, getattr(args, "web", None)) if args.monitor else contextlib.nullcontext()
     with serving:
         outcomes = train_queue(jobs, resume=args.resume, progress=False if args.no_progress else None)
+    close_dist()  # under torchrun: not after an exception (the others may be inside a collective)
     if dist_info()[0] != 0:
         return 0 if all(o.status != "failed" for o in outcomes) else 1
     for (cfg, run), o in zip(jobs, outcomes):

@@ -100,6 +100,17 @@ def _init_dist(device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+def close_dist() -> None:
+    """Every rank, after its queue: wait for the others, then leave the process group. Without it Gloo's
+    worker threads outlive the interpreter and a rank whose run succeeded dies with SIGABRT ("terminate
+    called without an active exception"), which fails the whole torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 # ---------------------------------------------------------------- the trainer
 def native_cpu_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as torch's oneDNN sees it."""
