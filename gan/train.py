@@ -582,8 +582,9 @@ class Trainer:
             self.batch_in_epoch = 0
             if self.sample_stride(self.epoch) > self.sample_stride(self.epoch - 1):
                 self.prune_samples(self.sample_stride(self.epoch))  # queued first: it never takes this epoch's
-            last = self._stop_requested or self.epoch >= epochs or bool(deadline and time.time() > deadline)
-            if self.keeps(self.epoch) or last:  # the clip always ends on the run's last state
+            stopping = self._stop_requested or bool(deadline and time.time() > deadline and self.epoch < epochs)
+            ending = stopping or self.epoch >= epochs  # this epoch is the run's last
+            if self.keeps(self.epoch) or ending:  # the clip always ends on the run's last state
                 self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
             means = sums / max(1, done_here)
             # the epoch's log row goes first: a checkpoint never points past a row that is not on disk
@@ -598,9 +599,8 @@ class Trainer:
                 scheduled = True
                 if self.quality.submit(self.shown, self.epoch):  # False while the last one still runs
                     last_kid = time.time()
-            stopping = self._stop_requested or (deadline and time.time() > deadline and self.epoch < epochs)
             # short (GPU) epochs: a checkpoint every ckpt_minutes, not every epoch (110 MB each at 96 px)
-            if stopping or self.epoch >= epochs or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
+            if ending or time.time() - last_ckpt >= cfg.ckpt_minutes * 60:
                 self.save()
                 last_ckpt = time.time()
             if time.time() - last_plot > 60:
@@ -608,7 +608,6 @@ class Trainer:
                 last_plot = time.time()
             # short epochs (a few dozen frames: several a second) get a line every LINE_SECONDS, not a scroll
             # of them; the first ones, a new KID, the last one and every epoch in log.csv stay
-            ending = stopping or self.epoch >= epochs
             if self.rank == 0 and not (quality or ending or self.epoch <= 3 or time.time() - last_line >= LINE_SECONDS):
                 if not said_short:
                     said_short = True
