@@ -34,13 +34,12 @@ from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
-from vj.core.runs import (DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, log_columns, sample_key,
-                          save_png)
+from vj.core.runs import (DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, fill_log, log_columns,
+                          sample_key, save_png)
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
               "spread"]
-KID_COLUMN = LOG_FIELDS.index("kid")  # kid, kid_se, spread: filled in when a measurement finishes
 
 
 class TrainingDiverged(Exception):
@@ -650,18 +649,10 @@ class Trainer:
                 row = {"epoch": epoch, "d_g_z": None}
                 bisect.insort(history, row, key=lambda r: r["epoch"])
             row["kid"], row["spread"] = k.value, sp
-        path = self.run.log
-        lines = path.read_text().splitlines() if path.exists() else [",".join(LOG_FIELDS)]
-        rows = [line.split(",") for line in lines[1:]]
-        for epoch, k, sp in done:
-            cells = [f"{k.value:.6f}", f"{k.se:.6f}", f"{sp:.4f}"]
-            row = next((r for r in rows if r[0] == str(epoch)), None)
-            if row is None:
-                row = [str(epoch), "0"] + [""] * (len(LOG_FIELDS) - 2)
-                rows.append(row)
-            row[KID_COLUMN:KID_COLUMN + 3] = cells
-        rows.sort(key=lambda r: int(r[0]))
-        atomic_write_text(path, "\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
+        if not self.run.log.exists():
+            atomic_write_text(self.run.log, ",".join(LOG_FIELDS) + "\n")
+        fill_log(self.run.log, {epoch: {"kid": f"{k.value:.6f}", "kid_se": f"{k.se:.6f}", "spread": f"{sp:.4f}",
+                                        **({"step": "0"} if epoch == 0 else {})} for epoch, k, sp in done})
         return done
 
     def _epoch_label(self, epoch: int, deadline: float | None) -> str:

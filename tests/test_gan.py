@@ -578,6 +578,27 @@ def test_a_measurement_of_an_epoch_no_longer_in_memory_still_reaches_the_log_and
     tr.quality = None
 
 
+def test_a_measurement_fills_its_rows_of_a_long_log_and_leaves_every_other_byte(tmp_path):
+    """An overnight log of short epochs is megabytes; a KID that finishes fills its epoch's row (a recent one:
+    only the tail is read) or one far back (the window grows), epoch 0 gets a row of its own, a torn last row
+    is left for the repair, and every other row is byte for byte as it was."""
+    from vj.core.runs import fill_log
+
+    path = tmp_path / "log.csv"
+    rows = ["epoch,step,loss,kid,spread"] + [f"{e},{9 * e},0.69{e % 7}," + ("," if e % 5 else "0.5,1") for e in
+                                              range(1, 20001)]
+    path.write_text("\n".join(rows) + "\n19999,17")  # a row torn by a kill: the repair drops it at the next start
+    assert path.stat().st_size > 4 * 65536
+    fill_log(path, {19990: {"kid": "0.25", "spread": "0.9"}, 12: {"kid": "0.75"}, 0: {"step": "0", "kid": "1.5"}})
+    assert (rows[12], rows[19990]) == ("12,108,0.695,,", "19990,179910,0.695,0.5,1")
+    want = rows[:1] + ["0,0,,1.5,"] + rows[1:12] + ["12,108,0.695,0.75,"] + rows[13:19990] + [
+        "19990,179910,0.695,0.25,0.9"] + rows[19991:] + ["19999,17"]
+    assert path.read_text().splitlines() == want
+    fill_log(path, {20000: {"kid": "0.1"}, 20001: {"kid": "0.2"}})  # a finished row; an epoch not logged yet
+    assert path.read_text().splitlines()[-3:] == ["20000,180000,0.691,0.1,1", "19999,17", "20001,,,0.2,"]
+    assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]
+
+
 def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
     from gan.config import PROFILES, settings
 

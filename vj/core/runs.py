@@ -33,12 +33,23 @@ class DiskFull(OSError):
     """A write ran out of space; the file it would have replaced is untouched."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
+def atomic_write_bytes(path: Path, data: bytes, keep: int = 0) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half.
+    ``keep``: the new file is the old one's first ``keep`` bytes, then ``data`` (copied by the kernel: a
+    change near the end of a long log costs a copy, not a parse)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}{_TEMP}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
+            if keep:
+                with open(path, "rb") as old:
+                    left = keep
+                    while left:
+                        sent = os.sendfile(f.fileno(), old.fileno(), keep - left, left)
+                        if not sent:
+                            raise OSError(errno.EIO, f"{path} is shorter than {keep} bytes")
+                        left -= sent
+                f.seek(keep)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -47,8 +58,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(path.parent).free
-            raise DiskFull(exc.errno, f"disk full writing {path}: it needs {_mb(len(data))}, {_mb(free)} free "
-                                      f"(the previous {path.name} is kept)") from None
+            raise DiskFull(exc.errno, f"disk full writing {path}: it needs {_mb(keep + len(data))}, {_mb(free)} "
+                                      f"free (the previous {path.name} is kept)") from None
         raise
 
 
@@ -203,6 +214,45 @@ def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | Non
                 x = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
             columns[key] = [None if np.isnan(v) else float(v) for v in x]
     return columns
+
+
+def fill_log(path: Path, cells: dict[int, dict[str, str]]) -> None:
+    """Set cells of a ``log.csv`` (its own header names the columns) in the rows of the given epochs; an
+    epoch without a row gets one, in epoch order. The rows a measurement finishes for are recent, so only
+    the log's tail is read and rewritten: the rest is copied as bytes (an overnight log of short epochs has
+    10^5 rows, and a KID finishes every few seconds on a GPU)."""
+    path = Path(path)
+    size = path.stat().st_size
+    first = min(cells)
+    window = 1 << 16
+    with open(path, "rb") as f:
+        header = f.readline().decode().rstrip("\r\n").split(",")
+        body = f.tell()
+        while True:  # read back until the window holds a row before the first epoch, or the whole body
+            start = max(body, size - window)
+            f.seek(start)
+            data = f.read()
+            if start > body:  # the window's first line may be cut: it starts after the first newline
+                cut = data.find(b"\n") + 1
+                start, data = start + cut, data[cut:]
+            lines = data.decode("utf-8", "replace").splitlines()
+            epochs = [int(c) if (c := line.split(",", 1)[0]).isdigit() else -1 for line in lines]
+            if start == body or (epochs and -1 < epochs[0] < first):
+                break
+            window *= 4
+    for epoch, values in sorted(cells.items()):
+        at = next((i for i in range(len(lines) - 1, -1, -1) if epochs[i] == epoch), None)
+        if at is None:  # after the last row of an earlier epoch
+            at = next((i + 1 for i in range(len(lines) - 1, -1, -1) if -1 < epochs[i] < epoch), 0)
+            lines.insert(at, ",".join([str(epoch)] + [""] * (len(header) - 1)))
+            epochs.insert(at, epoch)
+        row = lines[at].split(",")
+        if len(row) != len(header):  # a torn row: the log's repair at the next start drops it
+            continue
+        for key, value in values.items():
+            row[header.index(key)] = value
+        lines[at] = ",".join(row)
+    atomic_write_bytes(path, "".join(line + "\n" for line in lines).encode(), keep=start)
 
 
 def save_png(path: Path, image, fast: bool = False) -> None:
