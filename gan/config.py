@@ -18,7 +18,7 @@ log = logging.getLogger("vj")
 
 SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
-SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf")
+SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf", "upsample")
 # what a resumed run may change: how long, how often, where; everything else is the run's own
 RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "max_samples", "device", "compile",
              "cuda_graph", "precision", "kid_minutes", "kid_epochs", "clip_seconds")
@@ -29,8 +29,8 @@ RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "m
 # networks, a higher learning rate and DiffAugment bring KID to under half its start in 4 minutes.
 # gpu: FastGAN at 256 px, the paper's widths and batch 8, for one GPU overnight.
 PROFILES: dict[str, dict] = {
-    "cpu": {"arch": "dcgan", "size": 64, "batch": 8, "ngf": 24, "ndf": 16, "lr": 8e-4, "fps": 6.0,
-            "augment": "translation,color", "kid_minutes": 2.0},
+    "cpu": {"arch": "dcgan", "size": 64, "batch": 8, "ngf": 24, "ndf": 16, "upsample": "resize", "lr": 8e-4,
+            "fps": 6.0, "augment": "translation,color", "kid_minutes": 2.0},
     "gpu": {"arch": "fastgan", "size": 256, "batch": 8, "nz": 256, "ngf": 64, "ndf": 64, "lr": 2e-4,
             "augment": "color,translation,cutout", "kid_minutes": 0.0, "kid_epochs": 5},
 }
@@ -53,6 +53,8 @@ class TrainConfig:
     nz: int = 100                # latent size
     ngf: int = 64                # generator width
     ndf: int = 64                # discriminator width
+    upsample: str = "deconv"     # DCGAN's generator doubles its side by deconv (the seed's transposed convolutions)
+                                 # or resize (nearest neighbour, then a 3x3 convolution: no checkerboard, sharper)
     lr: float = 2e-4             # Adam learning rate for both networks (Radford et al.)
     beta1: float = 0.5           # Adam beta1 (Radford et al.)
     augment: str = ""            # DiffAugment policy applied to real and fake: any of color,translation,cutout
@@ -95,6 +97,7 @@ class TrainConfig:
                                                                               "letterbox, stretch, face"),
                   (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)"),
                   (0 <= self.ema < 1, "ema must be 0 (off) or more, below 1"),
+                  (self.upsample in ("deconv", "resize"), f"upsample {self.upsample!r} is not one of deconv, resize"),
                   (self.precision in ("auto", "fp32", "bf16"), f"precision {self.precision!r} is not one of auto, fp32, bf16"),
                   (self.kid_minutes >= 0 and self.kid_epochs >= 0 and self.clip_seconds >= 0,
                    "kid_minutes, kid_epochs and clip_seconds must be 0 or more")]

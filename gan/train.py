@@ -147,9 +147,11 @@ class Trainer:
                 raise FileExistsError(f"{self.run_dir} already has a checkpoint: add --resume to continue it, "
                                       f"or pick another --genre/--runs")
             ckpt = load_checkpoint(self.ckpt_path)
-            wrong = [k for k in SHAPE_KEYS if ckpt["cfg"].get(k) != getattr(cfg, k)]
+            # a key an older version did not write has the value it always had: the default
+            shape = {k: ckpt["cfg"].get(k, getattr(TrainConfig, k)) for k in SHAPE_KEYS}
+            wrong = [k for k in SHAPE_KEYS if shape[k] != getattr(cfg, k)]
             if wrong:
-                raise ValueError(f"{self.ckpt_path}: the checkpoint has {wrong[0]} = {ckpt['cfg'][wrong[0]]!r}, the "
+                raise ValueError(f"{self.ckpt_path}: the checkpoint has {wrong[0]} = {shape[wrong[0]]!r}, the "
                                  f"run's settings say {getattr(cfg, wrong[0])!r}")
         self.cfg = cfg.validate()
         self.device = pick_device(cfg.device)

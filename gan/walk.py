@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from gan.fastgan import Noise, bake
+from gan.model import ResizeConv
 from vj.core.onnx import CpuSession, export_onnx
 
 log = logging.getLogger("vj")
@@ -128,15 +129,15 @@ class BatchStatsRenderer:
 
 
 def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
-    """A copy of an eval-mode generator with every convolution followed by BatchNorm (a ``ConvTranspose2d``
-    or ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval noise may sit between them) as one biased
+    """A copy of an eval-mode generator with every convolution followed by BatchNorm (a ``ConvTranspose2d``,
+    a ``ResizeConv`` as the transposed one it is, or a ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval noise may sit between them) as one biased
     convolution: w' = w * s per output channel, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the
     noise between them is scaled by s per channel. An exact rewrite: eval-mode BatchNorm is a per-channel
     scale and shift. Spectral normalisation is baked into the weights first."""
     folded = bake(copy.deepcopy(generator).eval())
     convs = (torch.nn.ConvTranspose2d, torch.nn.Conv2d)
     for seq in [m for m in folded.modules() if isinstance(m, torch.nn.Sequential)]:
-        mods = list(seq)
+        mods = [m.as_deconv() if isinstance(m, ResizeConv) else m for m in seq]  # exactly a transposed one
         out: list[torch.nn.Module] = []
         i = 0
         while i < len(mods):

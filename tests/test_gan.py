@@ -17,7 +17,7 @@ from conftest import ROOT, run_vj
 from gan.config import TrainConfig, load_preset
 from gan.data import NoUsableVideo, build_cache
 from gan.train import Trainer, train_genre
-from gan.model import Generator, init_weights
+from gan.model import Generator, init_weights, load_generator
 from gan.walk import BatchStatsRenderer, LatentWalk, fold_batchnorm
 from vj.core.config import ConfigError
 from vj.core.media import count_frames, probe
@@ -101,10 +101,13 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
     run = tmp_path / "old"
     train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
     ckpt = torch.load(run / "ckpt.pt", weights_only=True)
-    del ckpt["G_ema"]  # as a DCGAN run of the previous release wrote it
+    del ckpt["G_ema"], ckpt["cfg"]["upsample"]  # as a DCGAN run of an earlier release wrote it
     torch.save(ckpt, run / "ckpt.pt")
+    assert isinstance(load_generator(run / "ckpt.pt")[0].net[3], torch.nn.ConvTranspose2d)  # the seed's layers
     assert train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), run, resume=True, progress=False).epoch == 2
     assert "G_ema" in state(run)
+    with pytest.raises(ValueError, match="the checkpoint has upsample = 'deconv', the run's settings say 'resize'"):
+        Trainer(run, tiny_cfg(genre_videos["tunnel"], upsample="resize"), resume=True, progress=False)
 
 
 def test_existing_run_needs_resume(genre_videos, tmp_path):
@@ -267,9 +270,27 @@ def test_latent_walk_loops_seamlessly():
     assert not torch.allclose(walk(0.0), walk(0.25))
 
 
-def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch):
+def test_the_resize_doubling_is_nearest_upsampling_then_a_3x3_convolution_borders_included():
+    import torch.nn.functional as F
+
+    from gan.model import ResizeConv
+
     torch.manual_seed(0)
-    g = Generator(32)
+    m = ResizeConv(5, 4)
+    m.conv.weight.data.normal_()
+    x = torch.randn(2, 5, 7, 9, requires_grad=True)
+    two_step = m.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    assert m(x).shape == (2, 4, 14, 18) and torch.allclose(m(x), two_step, atol=1e-4)
+    assert torch.allclose(m.as_deconv()(x), two_step, atol=1e-4)
+    g1, = torch.autograd.grad(m(x).square().sum(), m.conv.weight)  # it trains the same 3x3 weights too
+    g2, = torch.autograd.grad(two_step.square().sum(), m.conv.weight)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch, upsample):
+    torch.manual_seed(0)
+    g = Generator(32, upsample=upsample)
     g.apply(init_weights)
     for m in g.modules():  # trained-looking statistics, so a wrong fold cannot pass by accident
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -604,8 +625,8 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = settings({"genre": "g", "videos": "/v"})
-    assert cfg.profile == "cpu" and (cfg.batch, cfg.ngf, cfg.lr, cfg.augment) == (
-        PROFILES["cpu"]["batch"], PROFILES["cpu"]["ngf"], PROFILES["cpu"]["lr"], PROFILES["cpu"]["augment"])
+    assert cfg.profile == "cpu" and (cfg.batch, cfg.ngf, cfg.lr, cfg.augment, cfg.upsample) == (
+        PROFILES["cpu"]["batch"], PROFILES["cpu"]["ngf"], PROFILES["cpu"]["lr"], PROFILES["cpu"]["augment"], "resize")
     assert settings({"genre": "g", "videos": "/v", "batch": 32}).batch == 32
     assert settings({"genre": "g", "videos": "/v", "profile": "none"}).batch == TrainConfig().batch
     assert settings({"genre": "g", "videos": "/v", "device": "cuda"}).arch == "fastgan"

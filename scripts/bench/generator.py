@@ -13,6 +13,7 @@ Untrained weights: speed does not depend on what a generator learned.
 
     python scripts/bench/generator.py [--sizes 64,96,128] [--seconds 3] [--device auto]
     python scripts/bench/generator.py --arch fastgan --sizes 256 [--ngf 64]
+    python scripts/bench/generator.py --sizes 64 --ngf 24 --upsample resize    # what the cpu profile trains
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto: the CPU, then cuda where there is one")
     p.add_argument("--arch", default="dcgan", help="dcgan (64, 96, 128) or fastgan (128-1024)")
     p.add_argument("--ngf", type=int, help="generator width (default: the arch's default)")
+    p.add_argument("--upsample", default="deconv", help="DCGAN's doubling: deconv (the seed's) or resize (the cpu "
+                                                        "profile's)")
     args = p.parse_args()
     header("live generator")
     from gan.config import PROFILES, TrainConfig
@@ -62,7 +65,8 @@ def main() -> None:
             torch.set_num_threads(1)  # as the live layer runs: one thread beside the compositor
         for size in map(int, args.sizes.split(",")):
             extra = {"nz": PROFILES["gpu"]["nz"]} if args.arch == "fastgan" else {}
-            cfg = TrainConfig(arch=args.arch, size=size, ngf=args.ngf or TrainConfig.ngf, **extra)
+            cfg = TrainConfig(arch=args.arch, size=size, ngf=args.ngf or TrainConfig.ngf, upsample=args.upsample,
+                              **extra)
             torch.manual_seed(0)
             g, _ = build_networks(cfg)
             state = {k: v.clone() for k, v in g.state_dict().items()}  # as a checkpoint holds it
