@@ -40,8 +40,9 @@ class ResizeConv(nn.Module):
     """Nearest-neighbour 2x upsampling, then a 3x3 convolution (Odena et al. 2016: no checkerboard), computed
     exactly as one transposed 4x4 stride-2 convolution. Along each axis output pixel 2i sees v0 in[i-1] +
     (v1 + v2) in[i] and pixel 2i+1 sees (v0 + v1) in[i] + v2 in[i+1], which is the transposed convolution with
-    kernel [v2, v1 + v2, v0 + v1, v0], borders included. The same pictures at the cost of DCGAN's own layer:
-    the two-step form took 5x as long on a CPU (a 3-channel convolution at the full size)."""
+    kernel [v2, v1 + v2, v0 + v1, v0], borders included. The same pictures at about the cost of DCGAN's own
+    layer: on a CPU the two-step form made a generator-and-discriminator pass 2.3x as long (a 3x3
+    convolution to 3 channels at the full size is slow), this one 1.15x."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
