@@ -19,6 +19,7 @@ log = logging.getLogger("vj")
 SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
 SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf", "upsample")
+UPSAMPLES = ("deconv", "resize")  # how DCGAN's generator doubles its side (gan.model builds each)
 # what a resumed run may change: how long, how often, where; everything else is the run's own
 RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "max_samples", "device", "compile",
              "cuda_graph", "precision", "kid_minutes", "kid_epochs", "clip_seconds")
@@ -97,7 +98,7 @@ class TrainConfig:
                                                                               "letterbox, stretch, face"),
                   (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)"),
                   (0 <= self.ema < 1, "ema must be 0 (off) or more, below 1"),
-                  (self.upsample in ("deconv", "resize"), f"upsample {self.upsample!r} is not one of deconv, resize"),
+                  (self.upsample in UPSAMPLES, f"upsample {self.upsample!r} is not one of {', '.join(UPSAMPLES)}"),
                   (self.precision in ("auto", "fp32", "bf16"), f"precision {self.precision!r} is not one of auto, fp32, bf16"),
                   (self.kid_minutes >= 0 and self.kid_epochs >= 0 and self.clip_seconds >= 0,
                    "kid_minutes, kid_epochs and clip_seconds must be 0 or more")]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import fastgan
+from gan.config import UPSAMPLES
 from vj.core.runs import atomic_write_bytes
 
 
@@ -31,9 +32,6 @@ def _plan(size: int) -> tuple[int, int]:
 def _widths(n: int, width: int) -> list[int]:
     """Channel widths from the base outwards: ..., 8w, 4w, 2w, w (capped at 8w)."""
     return [width * min(8, 2 ** (n - 1 - i)) for i in range(n)]
-
-
-UPSAMPLES = ("deconv", "resize")
 
 
 class ResizeConv(nn.Module):
@@ -115,10 +113,6 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-
-
-ARCHS = ("dcgan", "fastgan")
-SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 
 
 def build_networks(cfg) -> tuple[nn.Module, nn.Module]:

@@ -130,9 +130,9 @@ class BatchStatsRenderer:
 
 def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
     """A copy of an eval-mode generator with every convolution followed by BatchNorm (a ``ConvTranspose2d``,
-    a ``ResizeConv`` as the transposed one it is, or a ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval noise may sit between them) as one biased
-    convolution: w' = w * s per output channel, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the
-    noise between them is scaled by s per channel. An exact rewrite: eval-mode BatchNorm is a per-channel
+    a ``ResizeConv`` as the transposed one it is, or a ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval
+    noise may sit between them) as one biased convolution: w' = w * s per output channel,
+    b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the noise between them is scaled by s per channel. An exact rewrite: eval-mode BatchNorm is a per-channel
     scale and shift. Spectral normalisation is baked into the weights first."""
     folded = bake(copy.deepcopy(generator).eval())
     convs = (torch.nn.ConvTranspose2d, torch.nn.Conv2d)
