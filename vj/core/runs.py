@@ -216,30 +216,35 @@ def log_columns(path: Path, most: int | None = None, keys: tuple[str, ...] | Non
     return columns
 
 
+def log_tail(path: Path, size: int) -> tuple[list[str], int, list[str]]:
+    """A ``log.csv``'s header and its last whole lines within about ``size`` bytes: (header, the byte offset
+    of the first of them, lines). An overnight log of short epochs has 10^5-10^6 rows; its readers want the
+    recent ones."""
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", "replace").rstrip("\r\n").split(",")
+        body = f.tell()
+        start = max(body, f.seek(0, os.SEEK_END) - size)
+        f.seek(start)
+        data = f.read()
+    if start > body:  # the window begins mid-line: its lines start after the first newline
+        cut = data.find(b"\n") + 1 or len(data)
+        start, data = start + cut, data[cut:]
+    return header, start, data.decode("utf-8", "replace").splitlines()
+
+
 def fill_log(path: Path, cells: dict[int, dict[str, str]]) -> None:
     """Set cells of a ``log.csv`` (its own header names the columns) in the rows of the given epochs; an
     epoch without a row gets one, in epoch order. The rows a measurement finishes for are recent, so only
-    the log's tail is read and rewritten: the rest is copied as bytes (an overnight log of short epochs has
-    10^5 rows, and a KID finishes every few seconds on a GPU)."""
+    the log's tail is read and rewritten: the rest is copied as bytes (a KID finishes every few seconds on a
+    GPU)."""
     path = Path(path)
-    size = path.stat().st_size
-    first = min(cells)
-    window = 1 << 16
-    with open(path, "rb") as f:
-        header = f.readline().decode().rstrip("\r\n").split(",")
-        body = f.tell()
-        while True:  # read back until the window holds a row before the first epoch, or the whole body
-            start = max(body, size - window)
-            f.seek(start)
-            data = f.read()
-            if start > body:  # the window's first line may be cut: it starts after the first newline
-                cut = data.find(b"\n") + 1
-                start, data = start + cut, data[cut:]
-            lines = data.decode("utf-8", "replace").splitlines()
-            epochs = [int(c) if (c := line.split(",", 1)[0]).isdigit() else -1 for line in lines]
-            if start == body or (epochs and -1 < epochs[0] < first):
-                break
-            window *= 4
+    whole, first, size = path.stat().st_size, min(cells), 1 << 16
+    while True:  # read back until the tail holds a row before the first epoch, or the whole log
+        header, start, lines = log_tail(path, size)
+        epochs = [int(c) if (c := line.split(",", 1)[0]).isdigit() else -1 for line in lines]
+        if size >= whole or (epochs and -1 < epochs[0] < first):
+            break
+        size *= 4
     for epoch, values in sorted(cells.items()):
         at = next((i for i in range(len(lines) - 1, -1, -1) if epochs[i] == epoch), None)
         if at is None:  # after the last row of an earlier epoch

@@ -2,12 +2,11 @@
 counters are not read: the log and the samples say where a run is, and reading never touches a file)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from vj.core.config import read_toml
-from vj.core.runs import GanRun, log_columns
+from vj.core.runs import GanRun, log_columns, log_tail
 
 
 CHART_POINTS = 600  # the page's chart is 300 px wide: a long run's log comes as bin means, not 10^5 rows
@@ -22,14 +21,7 @@ def tail_rows(path: Path, size: int = 1 << 18) -> list[dict]:
     """The log's last whole rows (about ``size`` bytes: a few thousand epochs) as dicts of strings: the page
     asks every 5 s, and an overnight run of short epochs logs 10^5-10^6 rows."""
     try:
-        with open(path, "rb") as f:
-            header = f.readline().decode("utf-8", "replace").strip().split(",")
-            start = f.tell()
-            end = f.seek(0, os.SEEK_END)
-            f.seek(max(start, end - size))
-            lines = f.read().decode("utf-8", "replace").split("\n")
-            if end - size > start:
-                lines = lines[1:]  # begun mid-row
+        header, _, lines = log_tail(path, size)
     except OSError:
         return []
     rows = [line.strip().split(",") for line in lines]
