@@ -102,8 +102,8 @@ def defaults(args, tmp: Path) -> None:
         real_pixel = float(np.asarray(cache.frames)[cache.active].std())
         met = last <= 0.5 * first and pixel > 0.5 * real_pixel and feat > 0.35 * real
         met_all &= met
-        print(f"   {name:12} {points[-1][0]:>6} {first:>12.4f} {last:>10.4f} {last / first:>6.2f} {pixel:>12.1f} "
-              f"({real_pixel:>5.1f}) {feat:>12.2f} ({real:.2f}){'':>7}  {'yes' if met else 'NO'}")
+        print(f"   {name:12} {points[-1][0]:>6} {first:>12.4f} {last:>10.4f} {last / first:>6.2f} {pixel:>14.1f} "
+              f"({real_pixel:>5.1f}) {feat:>17.2f} ({real:.2f})  {'yes' if met else 'NO'}")
         print(f"   {'':12} curve (epoch: KID): " + ", ".join(f"{e}: {k:.3f}" for e, k, _ in points))
     if args.baseline:
         name = args.genres[0]
