@@ -369,16 +369,18 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
-def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch):
+@pytest.mark.parametrize("arch, upsample", [("dcgan", "deconv"), ("dcgan", "resize"), ("fastgan", "deconv")],
+                         ids=["dcgan", "dcgan-resize", "fastgan"])
+def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample):
     """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG);
-    FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps."""
+    FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps. The
+    `resize` generator builds its transposed kernel from its 3x3 weights inside the graph, at every replay."""
     size, batch, steps = (64, 16, 8) if arch == "dcgan" else (128, 8, 16)
     frames = np.random.default_rng(0).integers(0, 256, (4 * batch, size, size, 3), dtype=np.uint8)
     runs = {}
     for graphed in (False, True):
         cfg = TrainConfig(genre="g", arch=arch, size=size, batch=batch, nz=64, ngf=16, ndf=16, n_fixed=16,
-                          augment="color,translation,cutout", device="cuda", cuda_graph=graphed)
+                          augment="color,translation,cutout", device="cuda", cuda_graph=graphed, upsample=upsample)
         tr = Trainer(tmp_path / str(graphed), cfg, progress=False)
         assert tr.graphed == graphed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
