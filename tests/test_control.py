@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT, make_generator_ckpt, run_vj, solid_video
+from vj.control import parse_host_port
 from vj.control.mapping import CCRule, Mapping, NoteRule, learn, load_mapping, map_message, save_mapping
 from vj.control.osc import OscRouter, OscServer, address_of, address_table
 from vj.params import Param, ParamStore
@@ -494,6 +495,24 @@ def test_osc_port_in_use_and_a_bad_feedback_address_are_one_line_errors(show, tm
     assert proc.returncode == 2 and "is in use" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_vj("live", str(show[1]), "--headless", "--seconds", "0.5", "--osc-feedback", "localhost")
     assert proc.returncode == 2 and "expected HOST:PORT" in proc.stderr and len(proc.stderr.splitlines()) <= 3
+
+
+def test_one_host_port_parser_for_where_to_send_and_where_to_serve():
+    """Where to send (OSC feedback) needs a port of 1-65535; a server's address (--web) may be a host alone,
+    empty, or port 0 (any free port). Bad text is a ValueError naming the flag."""
+    assert parse_host_port("9001", "--osc-feedback") == ("127.0.0.1", 9001)
+    assert parse_host_port("localhost:9001", "--osc-feedback") == ("localhost", 9001)
+    assert parse_host_port(":9001", "--osc-feedback") == ("127.0.0.1", 9001)
+    for bad, why in (("localhost", "expected HOST:PORT"), ("", "expected HOST:PORT"), ("0", "port must be 1-65535"),
+                     ("70000", "port must be 1-65535"), ("a:b", "expected HOST:PORT")):
+        with pytest.raises(ValueError, match=f"--osc-feedback {bad!r}: {why}"):
+            parse_host_port(bad, "--osc-feedback")
+    assert parse_host_port("", "--web", 8080) == ("127.0.0.1", 8080)
+    assert parse_host_port("0.0.0.0", "--web", 8080) == ("0.0.0.0", 8080)
+    assert parse_host_port("0", "--web", 8080) == ("127.0.0.1", 0)
+    assert parse_host_port("[::1]:9000", "--web", 8080) == ("::1", 9000)
+    with pytest.raises(ValueError, match=r"--web '70000': port must be 0-65535"):
+        parse_host_port("70000", "--web", 8080)
 
 
 def test_feedback_works_without_a_listening_port(show):

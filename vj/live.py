@@ -19,7 +19,8 @@ from vj.audio import AudioDeviceInput
 from vj.control.link import LinkSession, LinkUnavailable
 from vj.control.mapping import load_mapping
 from vj.control.midi import MidiControl, MidiUnavailable
-from vj.control.osc import OscFeedback, OscRouter, OscServer, parse_host_port
+from vj.control import parse_host_port
+from vj.control.osc import OscFeedback, OscRouter, OscServer
 from vj.control.web import WebServer, encode_jpeg, parse_address, print_address
 from vj.core.config import PRESETS
 from vj.core.media import MediaError, fit, probe, read_frames
@@ -68,7 +69,7 @@ def start_live_control(control: LiveControl, engine: Engine, outputs: list) -> l
                 except OutputUnavailable as exc:
                     log.warning("output: %s", exc)
         if control.osc_feedback:
-            fb = OscFeedback(*parse_host_port(control.osc_feedback))
+            fb = OscFeedback(*parse_host_port(control.osc_feedback, "--osc-feedback"))
             engine.store.on_change(fb)
             fb.send_state(engine.store)  # the controller's faders start where the show is
             closers.append(fb)

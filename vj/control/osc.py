@@ -344,20 +344,6 @@ class OscFeedback:
         self.client._sock.close()
 
 
-def parse_host_port(text: str, what: str = "--osc-feedback") -> tuple[str, int]:
-    """``HOST:PORT`` (or ``PORT``, on 127.0.0.1) -> (host, port), or ValueError in one line."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"{what} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9001") from None
-    if not 1 <= number <= 65535:
-        raise ValueError(f"{what} {text!r}: port must be 1-65535")
-    return host or "127.0.0.1", number
-
-
 def address_table(store: ParamStore, genres: Iterable[str] = (), cues: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
     """(address, range, default, help) for every address, for ``vj osc --list`` and the README: every
     parameter, every command (genre and cue with the scene's names), and the aliases."""

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vj.control import parse_host_port
 from vj.control.web.monitor import read_log, runs_summary
 from vj.core.runs import GanRun
 from vj.core.priority import background_priority
@@ -70,18 +71,8 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_address(text: str | None, default_port: int = 8080) -> tuple[str, int]:
-    """``[HOST:]PORT`` (or empty: 127.0.0.1:8080) -> (host, port); ValueError in one line."""
-    text = (text or "").strip()
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = ("127.0.0.1", text) if text.isdigit() else (text or "127.0.0.1", str(default_port))
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"--web {text!r}: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"--web {text!r}: port must be 0-65535")
-    return host or "127.0.0.1", number
+    """``[HOST:]PORT``, ``HOST`` or empty (127.0.0.1:8080) -> (host, port); ValueError in one line."""
+    return parse_host_port(text, "--web", default_port)
 
 
 class Bucket:
@@ -164,7 +155,7 @@ class WebServer:
             exc = failure[0]
             why = "is in use (another vj?)" if isinstance(exc, OSError) and exc.errno == 98 else f"cannot be opened ({exc})"
             raise ValueError(f"web address {host}:{port} {why}: pick another --web port")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
     # -- from the frame loop: one cheap call a frame
