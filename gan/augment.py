@@ -2,6 +2,12 @@
 
 Applied to real and fake images alike before D, so D cannot memorise 10-30 loops while G still gets
 gradients through the augmentation. All randomness comes from torch's RNG (resumable).
+
+Some ops help one genre and hurt another: colour jitter is what plasma and tunnel need (D memorises their
+few palettes) and what particles suffer from (D, blind to the palette, stops teaching it). An op named
+``adaptive`` applies to each image with a probability p that follows D's overfitting, as ADA does (Karras et
+al. 2020, "Training Generative Adversarial Networks with Limited Data"): p rises while the mean sign of D's
+logits on the real images is above ADA_TARGET (D calls over 80% of them real) and falls otherwise.
 """
 from __future__ import annotations
 
@@ -47,8 +53,29 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 
 POLICIES = {"color": color, "translation": translation, "cutout": cutout}
 
+ADA_TARGET = 0.6  # ADA's r_t target: above it, D is overfitting the real images
+# real images over which p can move from 0 to 1. ADA's 500,000 suits its 25M-image runs; the 2-core CPU
+# sees about 50,000 in 4 minutes, and p then settles within the first minute (measured in RESULTS.md)
+ADA_IMAGES = 10_000
+ADA_SMOOTH = 0.25  # the overfitting signal is a running mean over about 4 steps (ADA: the mean of 4 batches)
 
-def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+
+def diff_augment(x: torch.Tensor, policy: str, p: torch.Tensor | None = None, adaptive: str = "") -> torch.Tensor:
+    """``policy``'s ops in order; those also named in ``adaptive`` each apply to an image with probability
+    ``p`` (a 0-d tensor on ``x``'s device: no host sync, and a CUDA graph reads its current value)."""
+    chance = set(filter(None, adaptive.split(",")))
     for name in filter(None, policy.split(",")):
-        x = POLICIES[name](x)
+        if name in chance and p is not None:
+            skip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= p
+            x = torch.where(skip, x, POLICIES[name](x))
+        else:
+            x = POLICIES[name](x)
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def ada_update(p: torch.Tensor, overfit: torch.Tensor, real_logits: torch.Tensor) -> None:
+    """One step of the adaptive probability, in place on the device: ``overfit`` follows the mean sign of D's
+    logits on real images, and ``p`` moves by batch / ADA_IMAGES towards less augmentation while that is
+    under ADA_TARGET, towards more while it is over, within [0, 1]."""
+    overfit.lerp_(torch.sign(real_logits.detach().float()).mean(), ADA_SMOOTH)
+    p.add_(torch.sign(overfit - ADA_TARGET) * (real_logits.shape[0] / ADA_IMAGES)).clamp_(0, 1)

@@ -31,7 +31,7 @@ RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "m
 # gpu: FastGAN at 256 px, the paper's widths and batch 8, for one GPU overnight.
 PROFILES: dict[str, dict] = {
     "cpu": {"arch": "dcgan", "size": 64, "batch": 8, "ngf": 24, "ndf": 16, "upsample": "resize", "lr": 8e-4,
-            "fps": 6.0, "augment": "translation,color", "kid_minutes": 2.0},
+            "fps": 6.0, "augment": "translation,color", "adaptive": "color", "kid_minutes": 2.0},
     "gpu": {"arch": "fastgan", "size": 256, "batch": 8, "nz": 256, "ngf": 64, "ndf": 64, "lr": 2e-4,
             "augment": "color,translation,cutout", "kid_minutes": 0.0, "kid_epochs": 5},
 }
@@ -59,6 +59,8 @@ class TrainConfig:
     lr: float = 2e-4             # Adam learning rate for both networks (Radford et al.)
     beta1: float = 0.5           # Adam beta1 (Radford et al.)
     augment: str = ""            # DiffAugment policy applied to real and fake: any of color,translation,cutout
+    adaptive: str = ""           # those of augment's ops that apply with a probability following D's overfitting
+                                 # (ADA): p rises while D calls over 80% of the real frames real
     samples_per_epoch: int = 1   # renders of the fixed latents per epoch (more: longer clips from short runs)
     max_samples: int = 1800      # samples a run keeps (a minute of learning clip at 30 fps); past it, every 2nd
                                  # epoch's, then every 4th...: evenly spread, the disk bounded (0: keep all)
@@ -106,9 +108,13 @@ class TrainConfig:
             if not ok:
                 raise ValueError(why)
         # the names of gan.augment.POLICIES, spelled here so that settings load without torch (--help, a show)
-        bad = set(filter(None, self.augment.split(","))) - {"color", "translation", "cutout"}
+        ops = set(filter(None, self.augment.split(",")))
+        bad = ops - {"color", "translation", "cutout"}
         if bad:
             raise ValueError(f"augment {sorted(bad)[0]!r} is not one of color, translation, cutout")
+        bad = set(filter(None, self.adaptive.split(","))) - ops
+        if bad:
+            raise ValueError(f"adaptive {sorted(bad)[0]!r} is not one of augment's ops ({self.augment or 'none'})")
         return self
 
     def to_dict(self) -> dict:
@@ -160,6 +166,9 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     base = base or TrainConfig()
     profile = resolve_profile(str(values.get("profile", base.profile)), str(values.get("device", base.device)))
     chosen = {k: v for k, v in PROFILES.get(profile, {}).items() if k not in values}
+    if "adaptive" in chosen and "augment" in values:  # the user's own policy: the profile's adaptive ops in it
+        ops = str(values["augment"]).split(",")
+        chosen["adaptive"] = ",".join(op for op in chosen["adaptive"].split(",") if op in ops)
     if chosen:
         log.info("%s: profile %s: %s (override any with --set KEY=VALUE)", values.get("genre", base.genre) or "run",
                  profile, ", ".join(f"{k}={v}" for k, v in chosen.items()))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gan.augment import diff_augment
+from gan.augment import ada_update, diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import build_cache
 from gan import fastgan
@@ -39,7 +39,7 @@ from vj.core.runs import (DiskFull, GanRun, atomic_write_bytes, atomic_write_tex
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
-              "spread"]
+              "spread", "aug_p"]
 
 
 class TrainingDiverged(Exception):
@@ -172,6 +172,12 @@ class Trainer:
             self.G_ema.to(self.device)
         # the average's step weight (1 - decay), a device tensor that a captured step reads at every replay
         self._ema_weight = torch.zeros((), device=self.device)
+        # the adaptive augmentation's probability and D's overfitting signal (gan.augment), updated by each step
+        # on the device; under torchrun each process follows its own batches, and a resume gives all rank 0's.
+        # p starts at 1, the whole policy, and falls where D does not overfit (ADA starts at 0: measured
+        # against it in RESULTS.md)
+        self.aug_p = torch.ones((), device=self.device)
+        self._overfit = torch.zeros((), device=self.device)
         self.compiled = cfg.compile and not self.fastgan and self._compiles(on_gpu)
         mem = torch.contiguous_format if self.compiled else torch.channels_last
         self.G.to(memory_format=mem)
@@ -253,6 +259,9 @@ class Trainer:
         self.optG.load_state_dict(ckpt["optG"])
         self.optD.load_state_dict(ckpt["optD"])
         self.fixed_noise = ckpt["fixed_noise"]
+        if "aug" in ckpt:  # (p, overfitting signal); a checkpoint from before adaptive augmentation has none
+            self.aug_p.copy_(ckpt["aug"][0])
+            self._overfit.copy_(ckpt["aug"][1])
         self.epoch, self.step, self.batch_in_epoch = ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         if torch.cuda.is_available() and ckpt["rng"].get("cuda"):
@@ -268,6 +277,7 @@ class Trainer:
             "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
             "cfg": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step,
             "batch_in_epoch": self.batch_in_epoch, "fixed_noise": self.fixed_noise,
+            "aug": torch.stack([self.aug_p, self._overfit]).cpu(),
             **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
@@ -362,14 +372,15 @@ class Trainer:
             b_ema.copy_(b_)
 
     def train_step(self, real: torch.Tensor, part: int | None = None) -> torch.Tensor:
-        """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z))) on the device, unsynchronised.
+        """One D and one G update; returns (loss_d, loss_g, D(x), D(G(z)), the adaptive augmentation's p) on
+        the device, unsynchronised.
         ``part``: FastGAN's quarter to reconstruct (None: drawn here)."""
         return self._fastgan_step(real, part) if self.fastgan else self._dcgan_step(real)
 
     def _dcgan_step(self, real: torch.Tensor) -> torch.Tensor:
         """DCGAN's step: BCE on logits, real and fake in separate BatchNorm batches."""
         cfg, b = self.cfg, real.shape[0]
-        aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
+        aug = self._augment
         z = torch.randn(b, cfg.nz, device=self.device)
         ones, zeros = torch.ones(b, device=self.device), torch.zeros(b, device=self.device)
         with self.amp:
@@ -394,16 +405,17 @@ class Trainer:
         loss_g.backward()
         self.optG.step()
         self._average()
+        self._adapt(out_real)
         loss_d = loss_real + loss_fake
         return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
-                            torch.sigmoid(out_fake).mean().detach()])
+                            torch.sigmoid(out_fake).mean().detach(), self.aug_p.clone()])
 
     def _fastgan_step(self, real: torch.Tensor, part: int | None = None) -> torch.Tensor:
         """FastGAN's step: hinge loss at two scales, D's reconstructions of real images (whole, small and a
         random quarter) as its self-supervision; G's weight average follows after the step. D(x) and D(G(z))
         are reported as the share of logits on the right side of 0 (hinge logits are not probabilities)."""
         cfg, b = self.cfg, real.shape[0]
-        aug = (lambda x: diff_augment(x, cfg.augment)) if cfg.augment else (lambda x: x)
+        aug = self._augment
         z = torch.randn(b, cfg.nz, device=self.device)
         if part is None:
             part = draw_part()
@@ -430,8 +442,19 @@ class Trainer:
         loss_g.backward()
         self.optG.step()
         self._average()
+        self._adapt(out_real)
         return torch.stack([(loss_real + loss_fake).detach(), loss_g.detach(),
-                            (out_real.detach().float() > 0).float().mean(), (out_fake.detach() > 0).float().mean()])
+                            (out_real.detach().float() > 0).float().mean(), (out_fake.detach() > 0).float().mean(),
+                            self.aug_p.clone()])
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment before D, real and fake alike (the adaptive ops with the current p)."""
+        return diff_augment(x, self.cfg.augment, self.aug_p, self.cfg.adaptive) if self.cfg.augment else x
+
+    def _adapt(self, out_real: torch.Tensor) -> None:
+        """After the step (which used one p for real, fake and G): move p by D's logits on the real images."""
+        if self.cfg.adaptive:
+            ada_update(self.aug_p, self._overfit, out_real)
 
     def train_batch(self, store, idx) -> torch.Tensor:
         """One training step on the frames ``store[idx]``; through the CUDA graph where the trainer uses one.
@@ -544,7 +567,7 @@ class Trainer:
             bar = Progress(steps, f"{cfg.genre} {self._epoch_label(self.epoch + 1, deadline)}", "step",
                            bar=False if self.progress is False or self.rank != 0 else None, initial=self.batch_in_epoch,
                            every=30.0 if self.rank == 0 else float("inf"))
-            sums, t0, done_here, ips = np.zeros(4), time.time(), 0, 0.0
+            sums, t0, done_here, ips = np.zeros(5), time.time(), 0, 0.0
             pending: list[torch.Tensor] = []
 
             def check() -> None:
@@ -553,7 +576,7 @@ class Trainer:
                     return
                 stats = self.read_stats(pending, self.step - len(pending))
                 sums += stats.sum(axis=0)
-                d, g, dx, dgz = stats[-1]
+                d, g, dx, dgz, _ = stats[-1]
                 bar.update(len(pending), D=f"{d:.3f}", G=f"{g:.3f}", Dx=f"{dx:.2f}", DGz=f"{dgz:.2f}", ips=f"{ips:.0f}")
                 pending.clear()
 
@@ -618,8 +641,9 @@ class Trainer:
             elif self.rank == 0:
                 last_line = time.time()
                 kid_text = f" KID {quality[1]} (epoch {quality[0]})" if quality else ""
+                aug_text = f" {cfg.adaptive} p {means[4]:.2f}" if cfg.adaptive else ""
                 bar.line(f"{cfg.genre}: {self._epoch_label(self.epoch, deadline)} loss D {means[0]:.3f} G {means[1]:.3f} "
-                         f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f} {ips:.0f} img/s{kid_text}"
+                         f"D(x) {means[2]:.2f} D(G(z)) {means[3]:.2f}{aug_text} {ips:.0f} img/s{kid_text}"
                          f"{self._eta(deadline, t_start)}")
             if self.rank == 0:
                 advice = diagnose(history, self.quality.real_spread if self.quality else 0.0)
@@ -737,8 +761,8 @@ class Trainer:
             w = csv.writer(f)
             if new:
                 w.writerow(LOG_FIELDS)
-            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means), f"{ips:.1f}", f"{elapsed:.3f}",
-                        "", "", ""])
+            w.writerow([self.epoch, self.step, *(f"{v:.5f}" for v in means[:4]), f"{ips:.1f}", f"{elapsed:.3f}",
+                        "", "", "", f"{means[4]:.4f}" if self.cfg.adaptive else ""])
             f.flush()
             os.fsync(f.fileno())
 

@@ -62,14 +62,21 @@ def test_train_writes_samples_checkpoint_log_and_clips(genre_videos, tmp_path):
     assert count_frames(tmp_path / "w.mp4") == 12
 
 
-def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path):
+def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path, monkeypatch):
+    import gan.augment
+
+    monkeypatch.setattr(gan.augment, "ADA_TARGET", -1.0)  # p rises at every step: its state must resume too
     straight, split = tmp_path / "a", tmp_path / "b"
-    train_genre(tiny_cfg(genre_videos["tunnel"], epochs=4), straight, progress=False)
-    first = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), split, progress=False)
+    cfg = replace(tiny_cfg(genre_videos["tunnel"]), augment="translation,color", adaptive="color")
+    train_genre(replace(cfg, epochs=4), straight, progress=False)
+    first = train_genre(replace(cfg, epochs=2), split, progress=False)
     assert first.status == "done" and first.epoch == 2
-    second = train_genre(tiny_cfg(genre_videos["tunnel"], epochs=4), split, resume=True, progress=False)
+    second = train_genre(replace(cfg, epochs=4), split, resume=True, progress=False)
     assert second.epoch == 4
     a, b = state(straight), state(split)
+    assert a["aug"][0] > 0 and torch.equal(a["aug"], b["aug"])  # the adaptive p and D's overfitting signal
+    last = dict(zip(*[line.split(",") for line in (straight / "log.csv").read_text().splitlines()[::4]]))
+    assert last["epoch"] == "4" and 0 < float(last["aug_p"]) <= float(a["aug"][0])  # the epoch's mean p
     for net in ("G", "D", "G_ema"):  # the shown weight average too
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
@@ -592,7 +599,7 @@ def test_a_measurement_of_an_epoch_no_longer_in_memory_still_reaches_the_log_and
 
     tr = Trainer(tmp_path, tiny_cfg(tmp_path), progress=False)
     (tmp_path / "log.csv").write_text(",".join(LOG_FIELDS) + "\n" + "".join(
-        f"{e},{9 * e},1,1,0.5,0.5,300,{e},,,\n" for e in range(1, 401)))
+        f"{e},{9 * e},1,1,0.5,0.5,300,{e}" + "," * (len(LOG_FIELDS) - 8) + "\n" for e in range(1, 401)))
     history = [{"epoch": e, "d_g_z": 0.5, "kid": None, "spread": None} for e in range(272, 401)]
     tr.quality = SimpleNamespace(take=lambda: [(10, SimpleNamespace(value=0.25, se=0.01), 0.5)])
     tr._record_quality(history)
@@ -763,7 +770,7 @@ def test_the_loss_plot_of_a_long_run_draws_bin_means_not_every_epoch(tmp_path, m
     from gan.train import LOG_FIELDS, plot_losses
 
     rows = [",".join(LOG_FIELDS)] + [f"{e},{9 * e},{e % 2},1.0,0.5,0.5,300,{e},{0.5 if e % 60 == 0 else ''},"
-                                     f"{0.01 if e % 60 == 0 else ''}," for e in range(1, 6001)]
+                                     f"{0.01 if e % 60 == 0 else ''},," for e in range(1, 6001)]
     (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
     drawn = []
     plot = matplotlib.axes.Axes.plot
@@ -779,7 +786,7 @@ def test_the_quality_curve_is_logged_printed_and_scored(genre_videos, tmp_path):
     proc = run_vj("gan", "train", str(genre_videos["tunnel"]), "--genre", "t", "--runs", str(runs), "--epochs", "6",
                   *TINY, "--set", "kid_epochs=2", check=True)
     rows = (runs / "gan" / "t" / "log.csv").read_text().splitlines()
-    assert rows[0].endswith("kid,kid_se,spread")
+    assert rows[0].split(",")[8:11] == ["kid", "kid_se", "spread"]
     kids = [r.split(",")[8] for r in rows[1:]]
     assert any(kids) and " KID " in proc.stderr
     proc = run_vj("gan", "score", "t", "--runs", str(runs), "--samples", "32", check=True)
@@ -808,6 +815,51 @@ def test_cutout_zeroes_one_square_per_image_clipped_at_the_borders(size):
         assert rows[0] == 0 or rows[-1] == size - 1 or len(rows) == side  # short only at a border
         counts.append(int(hole.sum()))
     assert max(counts) == side * side and min(counts) < side * side  # whole inside, clipped at the edges
+
+
+def test_an_adaptive_op_applies_to_a_share_p_of_the_images_and_the_others_to_all():
+    from gan.augment import diff_augment
+
+    torch.manual_seed(0)
+    x = torch.rand(400, 3, 8, 8) * 2 - 1
+    changed = lambda y: int(((y - x).abs().amax(dim=(1, 2, 3)) > 1e-6).sum())  # noqa: E731
+    assert changed(diff_augment(x, "color", torch.tensor(0.0), "color")) == 0
+    assert changed(diff_augment(x, "color", torch.tensor(1.0), "color")) == 400
+    assert 160 < changed(diff_augment(x, "color", torch.tensor(0.5), "color")) < 240
+    assert changed(diff_augment(x, "color")) == 400  # no p: the op applies to every image
+    assert changed(diff_augment(x, "cutout,color", torch.tensor(0.0), "color")) == 400  # cutout is not adaptive
+
+
+def test_the_adaptive_p_rises_while_d_calls_the_real_frames_real_and_falls_otherwise():
+    from gan.augment import ADA_IMAGES, ada_update
+
+    p, overfit = torch.zeros(()), torch.zeros(())
+    for _ in range(20):  # D sure of every real frame: overfitting
+        ada_update(p, overfit, torch.full((8, 1), 3.0))
+    assert overfit > 0.6 and 0 < p <= 20 * 8 / ADA_IMAGES
+    rising = float(p)
+    for _ in range(5):
+        ada_update(p, overfit, torch.tensor([1.0, -1, 1, -1, 1, -1, 1, -1]))  # half: not overfitting
+    assert overfit < 0.6 and p < rising
+    for _ in range(100):
+        ada_update(p, overfit, -torch.ones(8))
+    assert p == 0  # never below 0
+    p.fill_(0.999)
+    for _ in range(100):
+        ada_update(p, overfit, torch.ones(8))
+    assert p == 1  # nor above 1
+
+
+def test_adaptive_ops_come_from_the_policy_and_the_profile_keeps_a_users_policy(monkeypatch):
+    from gan.config import settings
+
+    with pytest.raises(ValueError, match=r"adaptive 'color' is not one of augment's ops \(translation\)"):
+        TrainConfig(genre="g", augment="translation", adaptive="color").validate()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert settings({"genre": "g"}).adaptive == "color"  # the cpu profile's
+    assert settings({"genre": "g", "augment": "translation"}).adaptive == ""  # not an error: colour is not asked for
+    assert settings({"genre": "g", "augment": "cutout,color"}).adaptive == "color"
+    assert settings({"genre": "g", "augment": "color", "adaptive": ""}).adaptive == ""
 
 
 def test_the_settings_accept_exactly_the_augment_policies():
