@@ -54,8 +54,8 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 POLICIES = {"color": color, "translation": translation, "cutout": cutout}
 
 ADA_TARGET = 0.6  # ADA's r_t target: above it, D is overfitting the real images
-# real images over which p can move from 0 to 1. ADA's 500,000 suits its 25M-image runs; the 2-core CPU
-# sees about 50,000 in 4 minutes, and p then settles within the first minute (measured in RESULTS.md)
+# real images over which p can cross from 0 to 1. ADA's 500,000 suits its 25M-image runs; the 2-core CPU
+# sees about 50,000 in 4 minutes, so p crosses its range in about a minute (1,250 steps of 8)
 ADA_IMAGES = 10_000
 ADA_SMOOTH = 0.25  # the overfitting signal is a running mean over about 4 steps (ADA: the mean of 4 batches)
 
