@@ -108,11 +108,15 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
     run = tmp_path / "old"
     train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
     ckpt = torch.load(run / "ckpt.pt", weights_only=True)
-    del ckpt["G_ema"], ckpt["cfg"]["upsample"]  # as a DCGAN run of an earlier release wrote it
+    del ckpt["G_ema"], ckpt["cfg"]["upsample"], ckpt["aug"], ckpt["cfg"]["adaptive"]  # as an earlier release wrote it
     torch.save(ckpt, run / "ckpt.pt")
+    rows = [line.split(",") for line in (run / "log.csv").read_text().splitlines()]
+    (run / "log.csv").write_text("".join(",".join(r[:-1]) + "\n" for r in rows))  # its log had no aug_p
     assert isinstance(load_generator(run / "ckpt.pt")[0].net[3], torch.nn.ConvTranspose2d)  # the seed's layers
     assert train_genre(tiny_cfg(genre_videos["tunnel"], epochs=2), run, resume=True, progress=False).epoch == 2
-    assert "G_ema" in state(run)
+    assert "G_ema" in state(run) and "aug" in state(run)
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert header.endswith(",spread,aug_p") and [r.split(",")[0] for r in rows] == ["1", "2"]
     with pytest.raises(ValueError, match="the checkpoint has upsample = 'deconv', the run's settings say 'resize'"):
         Trainer(run, tiny_cfg(genre_videos["tunnel"], upsample="resize"), resume=True, progress=False)
 
