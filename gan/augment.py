@@ -73,9 +73,10 @@ def diff_augment(x: torch.Tensor, policy: str, p: torch.Tensor | None = None, ad
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-def ada_update(p: torch.Tensor, overfit: torch.Tensor, real_logits: torch.Tensor) -> None:
+def ada_update(p: torch.Tensor, overfit: torch.Tensor, real_logits: torch.Tensor, images: int) -> None:
     """One step of the adaptive probability, in place on the device: ``overfit`` follows the mean sign of D's
-    logits on real images, and ``p`` moves by batch / ADA_IMAGES towards less augmentation while that is
-    under ADA_TARGET, towards more while it is over, within [0, 1]."""
+    logits on the step's ``images`` real images (FastGAN's D gives several logits an image), and ``p`` moves
+    by images / ADA_IMAGES towards less augmentation while that is under ADA_TARGET, towards more while it is
+    over, within [0, 1]."""
     overfit.lerp_(torch.sign(real_logits.detach().float()).mean(), ADA_SMOOTH)
-    p.add_(torch.sign(overfit - ADA_TARGET) * (real_logits.shape[0] / ADA_IMAGES)).clamp_(0, 1)
+    p.add_(torch.sign(overfit - ADA_TARGET) * (images / ADA_IMAGES)).clamp_(0, 1)

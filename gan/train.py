@@ -405,7 +405,7 @@ class Trainer:
         loss_g.backward()
         self.optG.step()
         self._average()
-        self._adapt(out_real)
+        self._adapt(out_real, b)
         loss_d = loss_real + loss_fake
         return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(out_real).mean().detach(),
                             torch.sigmoid(out_fake).mean().detach(), self.aug_p.clone()])
@@ -442,7 +442,7 @@ class Trainer:
         loss_g.backward()
         self.optG.step()
         self._average()
-        self._adapt(out_real)
+        self._adapt(out_real, b)
         return torch.stack([(loss_real + loss_fake).detach(), loss_g.detach(),
                             (out_real.detach().float() > 0).float().mean(), (out_fake.detach() > 0).float().mean(),
                             self.aug_p.clone()])
@@ -451,10 +451,10 @@ class Trainer:
         """DiffAugment before D, real and fake alike (the adaptive ops with the current p)."""
         return diff_augment(x, self.cfg.augment, self.aug_p, self.cfg.adaptive) if self.cfg.augment else x
 
-    def _adapt(self, out_real: torch.Tensor) -> None:
+    def _adapt(self, out_real: torch.Tensor, images: int) -> None:
         """After the step (which used one p for real, fake and G): move p by D's logits on the real images."""
         if self.cfg.adaptive:
-            ada_update(self.aug_p, self._overfit, out_real)
+            ada_update(self.aug_p, self._overfit, out_real, images)
 
     def train_batch(self, store, idx) -> torch.Tensor:
         """One training step on the frames ``store[idx]``; through the CUDA graph where the trainer uses one.

@@ -678,7 +678,8 @@ def test_fastgan_trains_samples_resumes_bit_exact_and_runs_live(genre_videos, tm
     from gan.model import load_generator
 
     cfg = tiny_cfg(genre_videos["particles"], arch="fastgan", size=128, nz=32, ngf=8, ndf=8, batch=4, fps=4,
-                   augment="color,translation", kid_minutes=0, precision="bf16")  # bit-exact under CPU autocast too
+                   augment="color,translation", adaptive="color", kid_minutes=0,
+                   precision="bf16")  # bit-exact under CPU autocast too
     straight, split = tmp_path / "a", tmp_path / "b"
     train_genre(replace(cfg, epochs=2), straight, progress=False)
     train_genre(replace(cfg, epochs=1), split, progress=False)
@@ -686,6 +687,7 @@ def test_fastgan_trains_samples_resumes_bit_exact_and_runs_live(genre_videos, tm
     a, b = state(straight), state(split)
     for net in ("G", "D", "G_ema"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert a["aug"][0] < 1 and torch.equal(a["aug"], b["aug"])  # the adaptive p moved, and resumed exactly
     assert (straight / "samples" / "epoch_00002.png").exists() and a["cfg"]["arch"] == "fastgan"
     G, noise = load_generator(straight / "ckpt.pt")
     # the live layer's frozen renderer on ONNX Runtime gives the torch images; made, as the layer makes it,
@@ -839,19 +841,22 @@ def test_the_adaptive_p_rises_while_d_calls_the_real_frames_real_and_falls_other
 
     p, overfit = torch.zeros(()), torch.zeros(())
     for _ in range(20):  # D sure of every real frame: overfitting
-        ada_update(p, overfit, torch.full((8, 1), 3.0))
+        ada_update(p, overfit, torch.full((8, 1), 3.0), 8)
     assert overfit > 0.6 and 0 < p <= 20 * 8 / ADA_IMAGES
     rising = float(p)
     for _ in range(5):
-        ada_update(p, overfit, torch.tensor([1.0, -1, 1, -1, 1, -1, 1, -1]))  # half: not overfitting
+        ada_update(p, overfit, torch.tensor([1.0, -1, 1, -1, 1, -1, 1, -1]), 8)  # half: not overfitting
     assert overfit < 0.6 and p < rising
     for _ in range(100):
-        ada_update(p, overfit, -torch.ones(8))
+        ada_update(p, overfit, -torch.ones(8), 8)
     assert p == 0  # never below 0
     p.fill_(0.999)
     for _ in range(100):
-        ada_update(p, overfit, torch.ones(8))
+        ada_update(p, overfit, torch.ones(8), 8)
     assert p == 1  # nor above 1
+    p.fill_(0.5)
+    ada_update(p, overfit, torch.ones(8 * 50), 8)  # FastGAN's D: 50 logits an image; p moves by the images
+    assert torch.isclose(p, torch.tensor(0.5 + 8 / ADA_IMAGES))
 
 
 def test_adaptive_ops_come_from_the_policy_and_the_profile_keeps_a_users_policy(monkeypatch):

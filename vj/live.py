@@ -16,10 +16,10 @@ from typing import Any
 from vj.clock import RealtimeClock
 from vj.commands import COMMANDS, check_action, resolve
 from vj.audio import AudioDeviceInput
+from vj.control import parse_host_port
 from vj.control.link import LinkSession, LinkUnavailable
 from vj.control.mapping import load_mapping
 from vj.control.midi import MidiControl, MidiUnavailable
-from vj.control import parse_host_port
 from vj.control.osc import OscFeedback, OscRouter, OscServer
 from vj.control.web import WebServer, encode_jpeg, parse_address, print_address
 from vj.core.config import PRESETS
