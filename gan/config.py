@@ -201,7 +201,8 @@ def resume_config(run_config: TrainConfig, flags: dict[str, Any], where: str) ->
         if old == value:
             continue
         if key not in RESUMABLE:
-            raise ConfigError(f"--{key.replace('_', '-')} {value}: this run was trained with {key} = {old!r} "
+            shown = repr(value) if value == "" else value  # --set adaptive= : an empty value, said as ''
+            raise ConfigError(f"--{key.replace('_', '-')} {shown}: this run was trained with {key} = {old!r} "
                               f"({where}); drop the flag to resume it, or start a new run with another --genre")
         log.info("%s: resuming with %s = %r (was %r)", run_config.genre, key, value, old)
     return replace(new).validate()

@@ -471,6 +471,9 @@ def test_resume_refuses_flags_that_change_the_model_or_its_data(genre_videos, tm
         proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", flag, value)
         assert proc.returncode == 2 and words in proc.stderr and flag in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", "--set", "adaptive=")
+    assert proc.returncode == 2 and proc.stderr.startswith("vj: error: --adaptive '': this run was trained with "
+                                                           "adaptive = 'color'")  # an empty value, said as ''
     proc = run_vj("gan", "train", "--genre", "p", "--runs", str(runs), "--resume", "--epochs", "2", check=True)
     assert "resuming with epochs = 2 (was 1)" in proc.stderr and "done at epoch 2" in proc.stderr
     assert (runs / "gan" / "p" / "frames" / "index.json").read_text() == frames  # the same cache, not rebuilt
