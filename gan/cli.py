@@ -21,6 +21,7 @@ examples:
   vj gan train ~/loops/particles --genre particles --epochs 200 --size 96
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
+  vj gan train ~/loops/plasma --set upsample=bilinear               # soft material: smoother generator
   vj gan train ~/loops/type --preset presets/genres/overnight-gpu.toml --until 07:30
   vj gan train --genre particles --resume                          # continue with the run's own settings
   vj gan train --genre particles --resume --epochs 400             # ... and train to epoch 400

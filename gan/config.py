@@ -19,7 +19,7 @@ log = logging.getLogger("vj")
 SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
 SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf", "upsample")
-UPSAMPLES = ("deconv", "resize")  # how DCGAN's generator doubles its side (gan.model builds each)
+UPSAMPLES = ("deconv", "resize", "bilinear")  # how DCGAN's generator doubles its side (gan.model builds each)
 # what a resumed run may change: how long, how often, where; everything else is the run's own
 RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "max_samples", "device", "compile",
              "cuda_graph", "precision", "kid_minutes", "kid_epochs", "clip_seconds")
@@ -55,8 +55,10 @@ class TrainConfig:
     nz: int = 100                # latent size
     ngf: int = 64                # generator width
     ndf: int = 64                # discriminator width
-    upsample: str = "deconv"     # DCGAN's generator doubles its side by deconv (the seed's transposed convolutions)
-                                 # or resize (nearest neighbour, then a 3x3 convolution: no checkerboard, sharper)
+    upsample: str = "deconv"     # DCGAN's generator doubles its side by deconv (the seed's transposed convolutions),
+                                 # resize (nearest neighbour, then a 3x3 convolution: no checkerboard) or bilinear
+                                 # (interpolation, then a 3x3 convolution: for soft material like plasma; it
+                                 # blurs sharp edges and small dots)
     lr: float = 2e-4             # Adam learning rate for both networks (Radford et al.)
     beta1: float = 0.5           # Adam beta1 (Radford et al.)
     augment: str = ""            # DiffAugment policy applied to real and fake: any of color,translation,cutout

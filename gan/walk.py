@@ -137,7 +137,7 @@ def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
     folded = bake(copy.deepcopy(generator).eval())
     convs = (torch.nn.ConvTranspose2d, torch.nn.Conv2d)
     for seq in [m for m in folded.modules() if isinstance(m, torch.nn.Sequential)]:
-        mods = [m.as_deconv() if isinstance(m, ResizeConv) else m for m in seq]  # exactly a transposed one
+        mods = [p for m in seq for p in (m.plain_layers() if isinstance(m, ResizeConv) else [m])]  # as they are
         out: list[torch.nn.Module] = []
         i = 0
         while i < len(mods):

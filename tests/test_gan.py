@@ -281,24 +281,34 @@ def test_latent_walk_loops_seamlessly():
     assert not torch.allclose(walk(0.0), walk(0.25))
 
 
-def test_the_resize_doubling_is_nearest_upsampling_then_a_3x3_convolution_borders_included():
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_the_resize_doubling_is_an_upsampling_then_a_3x3_convolution_borders_included(mode):
+    """One transposed convolution computes the two-step layer exactly: nearest doubling then a zero-padded
+    3x3 convolution, or bilinear interpolation then an edge-padded one; it trains the same 3x3 weights, and
+    its plain layers (for folding and ONNX) give the same output."""
     import torch.nn.functional as F
 
     from gan.model import ResizeConv
 
     torch.manual_seed(0)
-    m = ResizeConv(5, 4)
+    m = ResizeConv(5, 4, mode)
     m.conv.weight.data.normal_()
     x = torch.randn(2, 5, 7, 9, requires_grad=True)
-    two_step = m.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    if mode == "nearest":
+        two_step = m.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    else:
+        up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        two_step = F.conv2d(F.pad(up, [1, 1, 1, 1], mode="replicate"), m.conv.weight)
     assert m(x).shape == (2, 4, 14, 18) and torch.allclose(m(x), two_step, atol=1e-4)
-    assert torch.allclose(m.as_deconv()(x), two_step, atol=1e-4)
+    assert torch.allclose(torch.nn.Sequential(*m.plain_layers())(x), two_step, atol=1e-4)
     g1, = torch.autograd.grad(m(x).square().sum(), m.conv.weight)  # it trains the same 3x3 weights too
     g2, = torch.autograd.grad(two_step.square().sum(), m.conv.weight)
     assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="mode 'bicubic' is not one of nearest, bilinear"):
+        ResizeConv(5, 4, "bicubic")
 
 
-@pytest.mark.parametrize("upsample", ["deconv", "resize"])
+@pytest.mark.parametrize("upsample", ["deconv", "resize", "bilinear"])
 def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch, upsample):
     torch.manual_seed(0)
     g = Generator(32, upsample=upsample)
@@ -380,12 +390,14 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-@pytest.mark.parametrize("arch, upsample", [("dcgan", "deconv"), ("dcgan", "resize"), ("fastgan", "deconv")],
-                         ids=["dcgan", "dcgan-resize", "fastgan"])
+@pytest.mark.parametrize("arch, upsample", [("dcgan", "deconv"), ("dcgan", "resize"), ("dcgan", "bilinear"),
+                                            ("fastgan", "deconv")],
+                         ids=["dcgan", "dcgan-resize", "dcgan-bilinear", "fastgan"])
 def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample):
     """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG);
     FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps. The
-    `resize` generator builds its transposed kernel from its 3x3 weights inside the graph, at every replay."""
+    `resize` and `bilinear` generators build their transposed kernels from their 3x3 weights inside the graph,
+    at every replay."""
     size, batch, steps = (64, 16, 8) if arch == "dcgan" else (128, 8, 16)
     frames = np.random.default_rng(0).integers(0, 256, (4 * batch, size, size, 3), dtype=np.uint8)
     runs = {}

@@ -43,17 +43,18 @@ def per_second(fn, seconds: float, sync) -> tuple[float, list[float]]:
 
 
 def main() -> None:
+    from gan.config import PROFILES, UPSAMPLES, TrainConfig  # torch-free: --help stays quick
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="64,96,128")
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per line")
     p.add_argument("--device", default="auto", help="auto: the CPU, then cuda where there is one")
     p.add_argument("--arch", default="dcgan", help="dcgan (64, 96, 128) or fastgan (128-1024)")
     p.add_argument("--ngf", type=int, help="generator width (default: the arch's default)")
-    p.add_argument("--upsample", default="deconv", help="DCGAN's doubling: deconv (the seed's) or resize (the cpu "
-                                                        "profile's)")
+    p.add_argument("--upsample", default="deconv", choices=UPSAMPLES,
+                   help="DCGAN's doubling: deconv (the seed's), resize (the cpu profile's) or bilinear")
     args = p.parse_args()
     header("live generator")
-    from gan.config import PROFILES, TrainConfig
     from gan.fastgan import bake
     from gan.model import build_networks
     from gan.walk import BatchStatsRenderer, LatentWalk, to_uint8
