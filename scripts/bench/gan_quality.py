@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import signal
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,9 @@ def main() -> None:
     p.add_argument("--keep", type=Path, metavar="DIR", help="train under DIR and keep the runs (samples, logs)")
     args = p.parse_args()
     args.genres = args.genres.split(",")
+    # a terminated bench stops the run it is training too (subprocess.run kills its child on the exit), not
+    # leaving it to share the 2 cores with the next measurement
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.keep:  # the runs stay, to look at their samples and loss plots
         if args.keep.exists() and any(args.keep.iterdir()):
             p.error(f"--keep {args.keep}: not empty (its runs would be resumed, not measured); name a new folder")
