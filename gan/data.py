@@ -46,11 +46,12 @@ def _video_key(p: Path) -> dict:
 
 
 def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: float, crop: str = "center",
-                dedupe: float = 1.0, progress: bool = True) -> FrameCache:
-    """Bring ``out_dir`` up to date with the videos under ``videos_dir`` and memory-map it."""
+                dedupe: float = 1.0, progress: bool = True, skip: tuple[Path, ...] = ()) -> FrameCache:
+    """Bring ``out_dir`` up to date with the videos under ``videos_dir`` (but not under ``skip``: the runs
+    folder) and memory-map it."""
     out_dir = Path(out_dir)
     videos_dir = Path(videos_dir).expanduser()
-    files = find_media([videos_dir])
+    files = find_media([videos_dir], skip=skip)
     settings = {"size": size, "fps": fps, "crop": crop, "dedupe": dedupe}
     index_path, data_path = out_dir / "index.json", out_dir / "frames.u8"
     index = {"settings": settings, "videos": [], "total": 0}

@@ -204,7 +204,8 @@ def diagnose(history: list[dict], real_spread: float = 0.0) -> str | None:
 def score_run(run, samples: int = FAKE_SAMPLES) -> dict:
     """KID of a run's generator (``vj.core.runs.GanRun``) against the genre's frame cache."""
     cfg = load_run_config(run.config)
-    cache = build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe, progress=False)
+    cache = build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe, progress=False,
+                        skip=(run.root,))
     ckpt = torch.load(run.generator(), map_location="cpu", weights_only=True)
     G, _ = load_generator(run.generator())
     real = real_features(cache.frames, cache.active)

@@ -865,7 +865,7 @@ def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, 
 
     def load_cache():
         return build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe,
-                           progress=progress is not False and rank == 0)
+                           progress=progress is not False and rank == 0, skip=(run.root,))
 
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, trainer.request_stop)

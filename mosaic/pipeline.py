@@ -301,7 +301,7 @@ def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = Bu
 
     run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
     s = s.validate()
-    files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS)
+    files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS, skip=(run.root,))
     if not files:
         raise MosaicError(f"{', '.join(map(str, inputs))}: no video or image files")
     clean_temp(run.path)

@@ -1,6 +1,7 @@
 """The GAN pipeline on tiny real data: train, samples, exact resume, crash safety, clips, queue, DDP."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from gan.model import Generator, init_weights, load_generator
 from gan.walk import BatchStatsRenderer, LatentWalk, fold_batchnorm
 from vj.core.config import ConfigError
 from vj.core.media import count_frames, probe
+from vj.core.runs import GanRun
 
 TINY = ["--size", "64", "--batch", "8", "--fps", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "n_fixed=16",
         "--set", "kid_minutes=0", "--no-progress"]
@@ -261,6 +263,22 @@ def test_adding_a_video_adds_only_its_frames(genre_videos, tmp_path):
     assert np.array_equal(np.asarray(second.frames[:3]), head)
     (videos / "a.mp4").unlink()  # a removed video leaves training
     assert len(build_cache(videos, tmp_path / "cache", 32, 8, progress=False)) == len(second) - n1
+
+
+def test_a_runs_folder_inside_the_loops_folder_is_not_trained_on(genre_videos, tmp_path):
+    """``cd ~/loops && vj gan train .`` puts runs/ inside the loops: the second genre trains on the loops,
+    not on the first genre's learning clips and walks."""
+    loops = tmp_path / "loops"
+    loops.mkdir()
+    (loops / "a.mp4").write_bytes(sorted(genre_videos["typography"].glob("*.mp4"))[0].read_bytes())
+    first = GanRun.of(loops / "runs", "one")
+    train_genre(tiny_cfg(loops, "one", epochs=1), first, progress=False)
+    first.clips.mkdir()
+    (first.clip("walk")).write_bytes((loops / "a.mp4").read_bytes())  # a clip the tool wrote
+    second = GanRun.of(loops / "runs", "two")
+    train_genre(tiny_cfg(loops, "two", epochs=1), second, progress=False)
+    used = [v["path"] for v in json.loads((second.frames / "index.json").read_text())["videos"]]
+    assert used == [str((loops / "a.mp4").resolve())]
 
 
 def test_dedupe_drops_static_stretches(tmp_path):

@@ -107,6 +107,25 @@ def test_writer_streams_exact_frame_count_and_find_media(tmp_path):
         find_media([tmp_path / "missing"])
 
 
+def test_find_media_leaves_out_the_runs_folder_inside_the_loops_folder(tmp_path, caplog):
+    """A VJ who trains from inside the loops folder gets runs/ there: its clips and sample PNGs must not
+    become the next run's input. The runs folder given itself, or a file in it, is read as asked."""
+    loops = tmp_path / "loops"
+    clip, walk = loops / "a.mp4", loops / "runs" / "gan" / "g" / "clips" / "walk.mp4"
+    sample = loops / "runs" / "gan" / "g" / "samples" / "epoch_00001.png"
+    for f in (clip, walk, sample):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    both = {".mp4", ".png"}
+    assert find_media([loops], both) == [clip, walk, sample]  # nothing to skip: everything, as before
+    with caplog.at_level("INFO"):
+        assert find_media([loops], both, skip=[loops / "runs"]) == [clip]
+    assert "left out 2 files under" in caplog.text
+    assert find_media([walk.parent], both, skip=[loops / "runs"]) == [walk]  # a mosaic of the learning clips
+    assert find_media([loops / "runs"], both, skip=[loops / "runs"]) == [walk, sample]
+    assert find_media([loops, walk], both, skip=[loops / "runs"]) == [clip, walk]  # a file named: kept
+
+
 def test_writer_keeps_colours(tmp_path):
     """Frames reach x264 as YUV converted by OpenCV: a round trip keeps saturated and grey patches."""
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128], [230, 180, 150], [20, 20, 20],

@@ -245,13 +245,25 @@ def fit(frame: np.ndarray, size: int | tuple[int, int], crop: str = "center") ->
     return cv2.resize(np.ascontiguousarray(frame), (w, h), interpolation=interp)
 
 
-def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS) -> list[Path]:
-    """Files with one of ``exts`` under the given files/folders, sorted, each once."""
+def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS, skip: Iterable[Path] = ()) -> list[Path]:
+    """Files with one of ``exts`` under the given files/folders, sorted, each once.
+
+    ``skip``: folders whose files a folder's walk leaves out (the runs folder: the tool's own clips, samples
+    and posters, when it lies inside the loops folder, would otherwise train the next run). A skipped folder
+    given itself, or one inside it, is read as asked."""
     found: list[Path] = []
+    skip = [Path(s).resolve() for s in skip]
     for p in map(Path, paths):
         if p.is_dir():
-            found += [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in exts
-                      and not f.name.startswith(".")]
+            inside = [s for s in skip if p.resolve() in s.parents]
+            files = [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in exts
+                     and not f.name.startswith(".")]
+            kept = [f for f in files if not any(s in f.resolve().parents for s in inside)]
+            if len(kept) < len(files):
+                n = len(files) - len(kept)
+                log.info("%s: left out %d file%s under %s (this tool's own output)", p, n, "s" * (n != 1),
+                         ", ".join(str(s) for s in inside))
+            found += kept
         elif p.exists():
             found.append(p)
         else:

@@ -110,6 +110,8 @@ class GanRun:
     def genre(self) -> str:
         return self.path.name
 
+    root = property(lambda self: self.path.parent.parent)        # the runs folder: never read back as media
+
     config = property(lambda self: self.path / "config.toml")   # the truth of the run: resume reads it
     ckpt = property(lambda self: self.path / "ckpt.pt")         # weights, optimisers, counters, RNG
     log = property(lambda self: self.path / "log.csv")          # one row per epoch: losses, KID
@@ -156,6 +158,7 @@ class MosaicRun:
     def name(self) -> str:
         return self.path.name
 
+    root = property(lambda self: self.path.parent.parent)        # the runs folder: never read back as media
     settings = property(lambda self: self.path / "settings.json")
     index = property(lambda self: self.path / "index.csv")      # i, source file, timestamp
     grid_csv = property(lambda self: self.path / "grid.csv")    # row, col, source, timestamp
