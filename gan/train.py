@@ -34,8 +34,8 @@ from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
-from vj.core.runs import (DiskFull, GanRun, atomic_write_bytes, atomic_write_text, clean_temp, fill_log, log_columns,
-                          sample_key, save_png)
+from vj.core.runs import (DiskFull, GanRun, RunBusy, atomic_write_bytes, atomic_write_text, clean_temp, fill_log,
+                          hold, log_columns, sample_key, save_png)
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
@@ -850,7 +850,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
-    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, TrainingDiverged)) else str(exc)
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, TrainingDiverged, RunBusy)) else str(exc)
 
 
 def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, deadline: float | None = None,
@@ -859,9 +859,18 @@ def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, 
     step and the real error (the last good checkpoint is kept). ``deadline`` None: the run's own ``hours`` or
     ``until``, counted from now."""
     rank, _ = dist_info()
+    run = run_dir if isinstance(run_dir, GanRun) else GanRun(Path(run_dir))
+    if rank == 0:  # one process writes a run: a second start of the same genre is refused, not interleaved
+        with hold(run.path, "vj gan train"):
+            return _train_genre(cfg, run, resume, deadline, progress, rank)
+    return _train_genre(cfg, run, resume, deadline, progress, rank)
+
+
+def _train_genre(cfg: TrainConfig, run: GanRun, resume: bool, deadline: float | None, progress: bool | None,
+                 rank: int) -> Outcome:
     deadline = deadline_from(cfg) if deadline is None else deadline
-    trainer = Trainer(run_dir, cfg, resume=resume, progress=progress)
-    cfg, run = trainer.cfg, trainer.run
+    trainer = Trainer(run, cfg, resume=resume, progress=progress)
+    cfg = trainer.cfg
 
     def load_cache():
         return build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe,

@@ -35,7 +35,7 @@ from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplica
                            read_image, skip_report)
 from vj.core.onnx import FeatureModel, native_bf16
 from vj.core.progress import wrap
-from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp
+from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp, hold
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,11 @@ def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = Bu
     files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS, skip=(run.root,))
     if not files:
         raise MosaicError(f"{', '.join(map(str, inputs))}: no video or image files")
+    with hold(run.path, "vj mosaic build"):  # a second build of the same mosaic is refused, not interleaved
+        return _build(files, run, s, progress)
+
+
+def _build(files: list[Path], run: MosaicRun, s: BuildSettings, progress: bool | None) -> Built:
     clean_temp(run.path)
     atlas, index, feats, frames_key = extract(files, run, s, progress)
     settings = _read_settings(run)

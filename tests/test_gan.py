@@ -163,7 +163,7 @@ def test_kill_9_mid_epoch_resumes_cleanly_and_exactly(genre_videos, tmp_path):
     videos = genre_videos["particles"]
     proc = _train_proc(videos, tmp_path / "killed", 3)
     _wait_for_mid_epoch_ckpt(tmp_path / "killed" / "gan" / "g", proc)
-    proc.kill()  # SIGKILL: no chance to clean up
+    proc.kill()  # SIGKILL: no chance to clean up (the lock goes with the process: the resume below gets it)
     proc.wait()
     resumed = _train_proc(videos, tmp_path / "killed", 3, "--resume")
     out, err = resumed.communicate(timeout=300)
@@ -178,6 +178,10 @@ def test_kill_9_mid_epoch_resumes_cleanly_and_exactly(genre_videos, tmp_path):
 def test_ctrl_c_checkpoints_says_how_to_resume_and_the_command_resumes(genre_videos, tmp_path):
     proc = _train_proc(genre_videos["particles"], tmp_path, 50, "--augment", "color")
     _wait_for_mid_epoch_ckpt(tmp_path / "gan" / "g", proc)
+    second = _train_proc(genre_videos["particles"], tmp_path, 50, "--resume")  # the same genre again: refused
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 1 and f"is in use by pid {proc.pid} (vj gan train)" in err, err
+    assert proc.poll() is None  # the first trains on
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err  # interrupted: the shell's convention, after the checkpoint
@@ -531,6 +535,33 @@ def test_a_kill_leaves_nothing_that_breaks_the_next_start(genre_videos, tmp_path
 
     n = learning_clip(GanRun(run), tmp_path / "c.mp4", progress=False)  # the empty sample is skipped...
     assert n == len(list((run / "samples").glob("epoch_*.png"))) - 1
+
+
+def test_one_process_holds_a_run_and_a_mosaic_build_is_refused_while_another_holds_it(tmp_path):
+    from mosaic.pipeline import build
+    from vj.core.runs import MosaicRun, RunBusy, hold
+
+    run = tmp_path / "runs" / "gan" / "g"
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text("")
+    with hold(run, "vj gan train"):
+        assert f"pid {os.getpid()} (vj gan train)" in (run / ".lock").read_text()
+        with pytest.raises(RunBusy, match=rf"runs/gan/g is in use by pid {os.getpid()} \(vj gan train\)"):
+            with hold(run, "vj gan train"):
+                pass
+    with hold(run, "again"):  # released at the end of the block, by an error too
+        pass
+    assert (run / ".lock").exists()  # a run folder that was there stays as it was
+    with hold(tmp_path / "new", "vj gan train"):  # one made here and left empty goes again
+        pass
+    assert not (tmp_path / "new").exists()
+    mosaic = MosaicRun.of(tmp_path / "runs", "m")
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(b"x")
+    with hold(mosaic.path, "vj mosaic build"):
+        with pytest.raises(RunBusy, match="runs/mosaic/m is in use by pid .* \\(vj mosaic build\\)"):
+            build([tmp_path / "img"], mosaic)
+    assert not mosaic.path.exists()  # the build wrote nothing, and the lock's folder went again
 
 
 def test_samples_and_checkpoints_are_written_whole_or_not_at_all(tmp_path, monkeypatch):

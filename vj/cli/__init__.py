@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from gan.data import NoUsableVideo
     from vj.core.media import MediaError
+    from vj.core.runs import RunBusy
 
     try:
         return int(args.func(args) or 0)
-    except (*USER_ERRORS, MediaError, NoUsableVideo) as exc:
+    except (*USER_ERRORS, MediaError, NoUsableVideo, RunBusy) as exc:
         if args.verbose:
             raise
         msg = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)

@@ -4,6 +4,9 @@
     runs/mosaic/<name>/   settings.json  atlas.npy  index.csv  features.npy  coords.npy  grid.npy  grid.csv
                           strips.npy  cache/  poster.png  tsne.png  query.png
 
+A process that writes a run holds it (``hold``: ``.lock`` in its folder), so a second trainer or build of
+the same run is refused instead of interleaving its checkpoints and logs with the first's.
+
 Only this module spells those names. Every file is written atomically (a temp file in the same folder,
 fsync, rename): a reader sees the old file or the new one, never half of one, and a kill at any moment
 leaves at most a temp file, which ``clean_temp`` removes at the next start. A full disk keeps the old
@@ -15,8 +18,15 @@ import errno
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None
 
 DEFAULT_RUNS = Path(os.environ.get("VJ_RUNS", "runs"))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -31,6 +41,45 @@ def check_name(name: str, what: str = "name") -> str:
 
 class DiskFull(OSError):
     """A write ran out of space; the file it would have replaced is untouched."""
+
+
+class RunBusy(RuntimeError):
+    """Another live process is writing the run."""
+
+
+@contextmanager
+def hold(folder: Path, what: str) -> Iterator[None]:
+    """Hold the run in ``folder`` (created if need be) while the block runs: an exclusive lock on its
+    ``.lock``, which the kernel releases when the process ends however it ends, so a crash or a kill never
+    leaves a stale lock. A second holder is refused with ``RunBusy``, naming the first (its pid and
+    ``what``, e.g. "vj gan train"). A folder made here that the block left empty is removed again (a run
+    that failed before writing anything leaves nothing). Without ``fcntl`` (Windows) the block runs
+    unlocked."""
+    folder = Path(folder)
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    lock = folder / ".lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise RunBusy(f"{folder} is in use by {holder}: wait for it or stop it (Ctrl-C there saves its "
+                          f"work), or pick another name or --runs") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({what})\n".encode(), 0)
+        yield
+    finally:
+        if held and made and [p.name for p in folder.iterdir()] == [lock.name]:
+            lock.unlink()
+            folder.rmdir()
+        os.close(fd)  # the lock goes with the descriptor
 
 
 def atomic_write_bytes(path: Path, data: bytes, keep: int = 0) -> None:
