@@ -176,9 +176,10 @@ def test_kill_9_mid_epoch_resumes_cleanly_and_exactly(genre_videos, tmp_path):
 
 
 def test_ctrl_c_checkpoints_says_how_to_resume_and_the_command_resumes(genre_videos, tmp_path):
-    proc = _train_proc(genre_videos["particles"], tmp_path, 50, "--augment", "color")
+    # 500 epochs: the run must outlive the second start below (it is stopped by Ctrl-C long before)
+    proc = _train_proc(genre_videos["particles"], tmp_path, 500, "--augment", "color")
     _wait_for_mid_epoch_ckpt(tmp_path / "gan" / "g", proc)
-    second = _train_proc(genre_videos["particles"], tmp_path, 50, "--resume")  # the same genre again: refused
+    second = _train_proc(genre_videos["particles"], tmp_path, 500, "--resume")  # the same genre again: refused
     _, err = second.communicate(timeout=120)
     assert second.returncode == 1 and f"is in use by pid {proc.pid} (vj gan train)" in err, err
     assert proc.poll() is None  # the first trains on
