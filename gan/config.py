@@ -172,6 +172,11 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     if "adaptive" in chosen and "augment" in values:  # the user's own policy: the profile's adaptive ops in it
         ops = str(values["augment"]).split(",")
         chosen["adaptive"] = ",".join(op for op in chosen["adaptive"].split(",") if op in ops)
+    if values.get("arch", chosen.get("arch", base.arch)) == "fastgan":  # upsample is DCGAN's alone
+        if values.get("upsample", "deconv") != "deconv":
+            raise ValueError(f"{where}: upsample = {values['upsample']!r} is DCGAN's setting: FastGAN's generator "
+                             f"upsamples its own way (leave upsample out)")
+        chosen.pop("upsample", None)
     if chosen:
         log.info("%s: profile %s: %s (override any with --set KEY=VALUE)", values.get("genre", base.genre) or "run",
                  profile, ", ".join(f"{k}={v}" for k, v in chosen.items()))
