@@ -172,7 +172,10 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     if "adaptive" in chosen and "augment" in values:  # the user's own policy: the profile's adaptive ops in it
         ops = str(values["augment"]).split(",")
         chosen["adaptive"] = ",".join(op for op in chosen["adaptive"].split(",") if op in ops)
-    if values.get("arch", chosen.get("arch", base.arch)) == "fastgan":  # upsample is DCGAN's alone
+    arch = values.get("arch", chosen.get("arch", base.arch))
+    if "size" in chosen and arch in SIZES and chosen["size"] not in SIZES[arch]:  # the profile's size is its arch's
+        chosen["size"] = SIZES[arch][0]  # --arch fastgan on the cpu profile: 128 px, not DCGAN's 64
+    if arch == "fastgan":  # upsample is DCGAN's alone
         if values.get("upsample", "deconv") != "deconv":
             raise ValueError(f"{where}: upsample = {values['upsample']!r} is DCGAN's setting: FastGAN's generator "
                              f"upsamples its own way (leave upsample out)")

@@ -708,8 +708,10 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
     assert settings({"genre": "g", "videos": "/v", "batch": 32}).batch == 32
     assert settings({"genre": "g", "videos": "/v", "profile": "none"}).batch == TrainConfig().batch
     assert settings({"genre": "g", "videos": "/v", "device": "cuda"}).arch == "fastgan"
-    fast = settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 128})  # the cpu profile, FastGAN
-    assert fast.arch == "fastgan" and fast.upsample == "deconv"  # not the profile's DCGAN doubling, unused
+    fast = settings({"genre": "g", "videos": "/v", "arch": "fastgan"})  # the cpu profile, FastGAN
+    assert fast.arch == "fastgan" and fast.size == 128  # FastGAN's smallest, not the profile's DCGAN 64 px
+    assert fast.upsample == "deconv"  # not the profile's DCGAN doubling, unused
+    assert settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 256}).size == 256
     with pytest.raises(ValueError, match="upsample = 'bilinear' is DCGAN's setting: FastGAN's generator"):
         settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 128, "upsample": "bilinear"})
 
