@@ -172,7 +172,7 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module,
         weights = ckpt.get("G_ema") or ckpt["G"]
         g.load_state_dict({k: v.float() for k, v in weights.items()})
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(f"{path}: no such file") from None
     except Exception as exc:  # noqa: BLE001 - a damaged, foreign or rejected file
         raise ValueError(f"{path}: not a generator checkpoint ({type(exc).__name__}: "
                          f"{(str(exc).splitlines() or ['damaged'])[0][:120]})") from None

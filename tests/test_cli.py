@@ -87,6 +87,19 @@ def test_render_without_seconds_ends_after_the_cue_list_and_log_makes_its_folder
     assert proc.returncode == 2 and last.startswith("vj: error: give --seconds") and "Traceback" not in proc.stderr
 
 
+def test_a_render_ends_by_naming_the_parts_that_showed_black(show, tmp_path):
+    _, scene, _ = show
+    clean = run_vj("render", str(scene), "--seconds", "1", "--out", str(tmp_path / "a.mp4"), check=True)
+    assert "failed while rendering" not in clean.stderr
+    broken = scene.parent / "broken.toml"
+    broken.write_text(scene.read_text().replace('generator = "g_red.pt"', 'generator = "gone.pt"')
+                      .replace("opacity = 0.0", "opacity = 0.5"))
+    proc = run_vj("render", str(broken), "--seconds", "1", "--out", str(tmp_path / "b.mp4"), check=True)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "b.mp4: 1 part failed while rendering" in last and "gan (red)" in last
+    assert "gone.pt: no such file" in proc.stderr  # the reason, one line, further up
+
+
 def test_an_unnamed_cue_is_labelled_by_its_index_and_first_action(tmp_path):
     from vj.control.cues import load_cues
 

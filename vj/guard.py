@@ -22,6 +22,7 @@ class Guard:
         self._seen: dict[str, list] = {}  # key -> [last logged at, suppressed since]
         self._lock = threading.Lock()
         self.failures = 0                 # every failure, logged or not (the status line and the web show it)
+        self.parts: dict[str, int] = {}   # each part that ever failed -> its failures (a render's closing line)
 
     def warn(self, key: str, message: str, *args) -> bool:
         """Log ``message`` for ``key`` now unless it was logged less than ``every`` seconds ago (then count
@@ -29,6 +30,8 @@ class Guard:
         now = self.clock()
         with self._lock:
             self.failures += 1
+            if key in self.parts or len(self.parts) < 256:  # keys made of hostile input stay bounded
+                self.parts[key] = self.parts.get(key, 0) + 1
             seen = self._seen.get(key)
             if seen is not None and now - seen[0] < self.every:
                 seen[1] += 1

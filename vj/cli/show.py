@@ -159,6 +159,12 @@ def render_show(scene: Path, out: Path, seconds: float | None = None, cues: Path
     finally:
         engine.close()
     log.info("wrote %s (%d frames, %dx%d at %g fps)", out, n, *engine.size, engine.fps)
+    failed = engine.store.guard.parts
+    if failed:  # an overnight render's log is long: its end says what the file lacks
+        names = ", ".join(sorted(failed)[:8])
+        log.warning("%s: %d part%s failed while rendering and showed black or passed the frame through: %s%s "
+                    "(the lines above say why)", out, len(failed), "s" * (len(failed) != 1), names,
+                    ", ..." if len(failed) > 8 else "")
     return n, engine.interrupted
 
 
