@@ -22,6 +22,7 @@ examples:
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
   vj gan train ~/loops/plasma --set upsample=bilinear               # soft material: smoother generator
+  vj gan train ~/posters --genre posters --arch fastgan             # a folder of stills (few-shot)
   vj gan train ~/loops/type --preset presets/genres/overnight-gpu.toml --until 07:30
   vj gan train --genre particles --resume                          # continue with the run's own settings
   vj gan train --genre particles --resume --epochs 400             # ... and train to epoch 400
@@ -49,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                         description="Train a GAN per genre on frames cut from its video loops.",
                         epilog=TRAIN_EPILOG.format(profiles=describe_profiles()) + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
                         formatter_class=RAW)
-    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops (not needed with --resume)")
+    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops, or of still images (one frame each), or both (not "
+                   "needed with --resume)")
     t.add_argument("--genre", help="genre name (default: the folder's name)")
     t.add_argument("--preset", action="append", type=Path, default=[],
                    help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
@@ -152,6 +154,8 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 def _jobs(args) -> list:
     from gan.config import TrainConfig, load_run_config, preset_values, resume_config, settings, with_clip_length
     from vj.core.config import build, parse_sets
+    from gan.data import training_files
+    from vj.core.media import MediaError
 
     flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
     flags.update(parse_sets(args.set))
@@ -194,6 +198,9 @@ def _jobs(args) -> list:
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
+    for cfg, run in jobs:  # a typo in a queue's last folder is found now, not after the others' hours
+        if not training_files(cfg.videos, skip=(run.root,)):
+            raise MediaError(f"{cfg.videos}: no videos or images found (genre {cfg.genre}); nothing was started")
     return jobs
 
 
@@ -218,7 +225,8 @@ def cmd_train(args) -> int:
     if dist_info()[0] != 0:
         return 0 if all(o.status != "failed" for o in outcomes) else 1
     for (cfg, run), o in zip(jobs, outcomes):
-        line = f"{o.genre}: {o.status} at epoch {o.epoch} (step {o.step})"
+        line = f"{o.genre}: {o.status}" + ("" if o.status == "failed" and not o.step else
+                                           f" at epoch {o.epoch} (step {o.step})")
         if o.message:
             line += f": {o.message}"
         if o.status in ("interrupted", "deadline") or (o.status == "failed" and run.ckpt.exists()):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vj.core.media import MediaError, drop_near_duplicates, find_media, read_frames, skip_report
+from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
+                           skip_report)
 from vj.core.progress import wrap
 from vj.core.runs import atomic_write_text
 
@@ -27,6 +28,14 @@ log = logging.getLogger(__name__)
 
 class NoUsableVideo(Exception):
     """The folder holds no video that yields frames; nothing was written."""
+
+
+TRAIN_EXTS = VIDEO_EXTS | IMAGE_EXTS  # loops, and stills (one frame each: a few-shot genre of 80 images)
+
+
+def training_files(videos_dir: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """The videos and still images a genre trains on, sorted (none under ``skip``: the runs folder)."""
+    return find_media([Path(videos_dir).expanduser()], TRAIN_EXTS, skip=skip)
 
 
 @dataclass
@@ -51,7 +60,7 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
     folder) and memory-map it."""
     out_dir = Path(out_dir)
     videos_dir = Path(videos_dir).expanduser()
-    files = find_media([videos_dir], skip=skip)
+    files = training_files(videos_dir, skip)
     settings = {"size": size, "fps": fps, "crop": crop, "dedupe": dedupe}
     index_path, data_path = out_dir / "index.json", out_dir / "frames.u8"
     index = {"settings": settings, "videos": [], "total": 0}
@@ -79,7 +88,7 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
                               None if progress else False):
                 count = 0
                 try:
-                    for _, frame in drop_near_duplicates(read_frames(video, fps=fps, size=size, crop=crop), dedupe):
+                    for _, frame in drop_near_duplicates(media_frames(video, fps, size, crop), dedupe):
                         data.write(frame.tobytes())
                         count += 1
                 except MediaError as exc:
@@ -103,8 +112,8 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
             for folder in (out_dir, out_dir.parent):
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-        raise NoUsableVideo(f"{videos_dir}: no usable video ({skip_report(used, skipped)})" if files
-                            else f"{videos_dir}: no video files found")
+        raise NoUsableVideo(f"{videos_dir}: no usable video or image ({skip_report(used, skipped)})" if files
+                            else f"{videos_dir}: no videos or images found")
     active = np.concatenate([np.arange(v["start"], v["start"] + v["count"]) for v in live])
     frames = np.memmap(data_path, np.uint8, "r", shape=(index["total"], size, size, 3))
     cached = len(live) - len(used)

@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from gan.augment import ada_update, diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
-from gan.data import build_cache
+from gan.data import NoUsableVideo, build_cache
 from gan import fastgan
 from gan.model import build_networks
 from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
+from vj.core.media import MediaError
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
 from vj.core.runs import (DiskFull, GanRun, RunBusy, atomic_write_bytes, atomic_write_text, clean_temp, fill_log,
@@ -850,7 +851,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
-    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, TrainingDiverged, RunBusy)) else str(exc)
+    own = (ValueError, TrainingDiverged, RunBusy, NoUsableVideo, MediaError)  # their words are the whole story
+    return str(exc) if isinstance(exc, own) else f"{type(exc).__name__}: {exc}"
 
 
 def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, deadline: float | None = None,

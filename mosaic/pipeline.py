@@ -31,8 +31,8 @@ import numpy as np
 from mosaic.embed import EMBED_VERSION, METHODS, embed
 from mosaic.grid import assign
 from vj.core.config import build as build_settings
-from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, read_frames,
-                           read_image, skip_report)
+from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
+                           skip_report)
 from vj.core.onnx import FeatureModel, native_bf16
 from vj.core.progress import wrap
 from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp, hold
@@ -154,10 +154,7 @@ def _read_csv(path: Path) -> list[dict]:
 
 def _frames_of(path: Path, size: int, fps: float, dedupe: float):
     """(timestamp, frame at the backbone's size) for a video, or the one frame of an image."""
-    if path.suffix.lower() in IMAGE_EXTS:
-        yield 0.0, read_image(path, size)
-        return
-    for i, frame in drop_near_duplicates(read_frames(path, fps=fps, size=size, crop="center"), dedupe):
+    for i, frame in drop_near_duplicates(media_frames(path, fps, size, "center"), dedupe):
         yield i / fps, frame
 
 
@@ -218,7 +215,7 @@ def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
     cache.mkdir(parents=True, exist_ok=True)
     extractor, model_id = feature_model(files, run, s)
     log.info("mosaic: features by %s on %s", s.backbone, getattr(extractor, "runtime", "torch"))
-    keys, skipped = [], []
+    keys, used, skipped = [], [], []
     for path in wrap(files, len(files), "frames + features", "file", progress):
         st = path.stat()
         key = _key(str(path.resolve()), st.st_size, int(st.st_mtime), s.fps, s.tile, s.dedupe, s.backbone, model_id)
@@ -226,6 +223,7 @@ def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
         if meta_path.exists() and _load(cache / f"{key}.tiles.npy", True) is not None \
                 and _load(cache / f"{key}.feat.npy", True) is not None:
             keys.append(key)
+            used.append(path)
             continue
         times, tiles, feats = [], [], []
         try:
@@ -251,9 +249,10 @@ def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
         _save(cache / f"{key}.feat.npy", np.concatenate(feats).astype(np.float32))
         atomic_write_text(meta_path, json.dumps({"source": str(path), "times": times}))
         keys.append(key)
+        used.append(path)
     if not keys:
         raise MosaicError(f"no usable video or image ({skip_report([], skipped)})")
-    log.info("mosaic: %s", skip_report(keys, skipped, "files"))
+    log.info("mosaic: %s", skip_report(used, skipped))
     frames_key = _key(keys)
     settings = _read_settings(run)
     atlas, feats = _load(run.array("atlas"), True), _load(run.array("features"))
@@ -359,10 +358,7 @@ def make_strips(index: list, grid: np.ndarray, s: BuildSettings, progress: bool 
     for src, cells in wrap(by_source.items(), len(by_source), "tile clips", "file", progress):
         path = Path(src)
         try:
-            if path.suffix.lower() in IMAGE_EXTS:
-                frames = [read_image(path, t)]
-            else:
-                frames = list(read_frames(path, fps=s.strip_fps, size=t, crop="center"))
+            frames = list(media_frames(path, s.strip_fps, t, "center"))
         except MediaError:
             continue
         for cell in cells:

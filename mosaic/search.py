@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic.pipeline import Built, load_built
-from vj.core.media import IMAGE_EXTS, read_frames, read_image
+from vj.core.media import media_frames
 from vj.core.onnx import FeatureModel
 from vj.core.runs import MosaicRun
 
@@ -150,10 +150,7 @@ class Searcher:
         return cls(load_built(run), run)
 
     def image(self, path: Path) -> np.ndarray:
-        size = self.size
-        if Path(path).suffix.lower() in IMAGE_EXTS:
-            return read_image(path, size)
-        return next(read_frames(path, size=size))
+        return next(media_frames(path, size=self.size))  # a still, or a video's first frame
 
     def query(self, image: Path, plus: list[Path] = (), minus: list[Path] = (), k: int = 8,
               max_distance: float | None = None) -> Result:

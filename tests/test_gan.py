@@ -206,7 +206,7 @@ def test_bad_files_are_skipped_and_named(genre_videos, tmp_path):
     proc = run_vj("gan", "train", str(videos), "--genre", "mixed", "--runs", str(tmp_path / "runs"),
                   "--epochs", "1", *TINY, check=True)
     assert "empty.mp4" in proc.stderr and "noise.mov" in proc.stderr
-    assert "used 1 videos, skipped 2" in proc.stderr
+    assert "used 1 video, skipped 2" in proc.stderr
 
 
 def test_empty_folder_fails_clearly_and_writes_nothing(tmp_path):
@@ -216,6 +216,16 @@ def test_empty_folder_fails_clearly_and_writes_nothing(tmp_path):
     assert proc.returncode != 0
     assert "no usable video" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs" / "gan" / "e").exists()
+
+
+def test_a_queue_with_a_missing_folder_is_refused_before_any_genre_trains(genre_videos, tmp_path):
+    """An overnight queue whose last folder is a typo fails now, in one line, not after the others' hours."""
+    runs = tmp_path / "runs"
+    proc = run_vj("gan", "train", str(genre_videos["plasma"]), str(tmp_path / "partciles"), "--runs", str(runs),
+                  *TINY)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / 'partciles'}: no such file or folder" in proc.stderr
+    assert not (runs / "gan" / "plasma").exists()
 
 
 def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
@@ -248,11 +258,35 @@ def test_checkpoints_every_ckpt_minutes_not_every_epoch(tmp_path, monkeypatch):
 
 
 def test_queue_goes_on_when_one_genre_fails_and_summarises(genre_videos, tmp_path):
-    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken").mkdir()  # a video that does not decode: found only when its frames are read
+    (tmp_path / "broken" / "x.mp4").write_bytes(b"not a video")
     proc = run_vj("gan", "train", str(tmp_path / "broken"), str(genre_videos["tunnel"]), "--runs",
                   str(tmp_path / "runs"), "--epochs", "1", *TINY)
     assert proc.returncode == 1
     assert "broken: failed" in proc.stderr and "tunnel: done at epoch 1" in proc.stderr
+
+
+def test_a_folder_of_stills_and_loops_trains_one_frame_per_still(genre_videos, tmp_path):
+    """A few-shot genre can be a folder of images (posters, photos), or images beside the loops."""
+    from PIL import Image
+
+    folder = tmp_path / "stills"
+    (folder / "more").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        img = np.zeros((90, 120, 3), np.uint8)
+        y, x = rng.integers(0, 60, 2)
+        img[y:y + 30, x:x + 40] = rng.integers(0, 256, 3)
+        Image.fromarray(img).save(folder / ("more" if i % 2 else "") / f"s{i:02d}.{'png' if i % 3 else 'jpg'}")
+    only = build_cache(folder, tmp_path / "a", 32, 8, progress=False)
+    assert len(only) == 12 and only.report.startswith("used 12 images")
+    rows = np.asarray(only.frames).reshape(12, -1)
+    assert len(np.unique(rows, axis=0)) == 12  # each still once, cropped and resized like a frame
+    (folder / "loop.mp4").write_bytes(sorted(genre_videos["plasma"].glob("*.mp4"))[0].read_bytes())
+    both = build_cache(folder, tmp_path / "a", 32, 8, progress=False)
+    assert both.report.startswith("used 1 video and 12 images") and len(both) > 12
+    outcome = train_genre(tiny_cfg(folder, epochs=1), tmp_path / "run", progress=False)
+    assert outcome.status == "done"
 
 
 def test_adding_a_video_adds_only_its_frames(genre_videos, tmp_path):

@@ -164,13 +164,22 @@ def read_frames(path: str | Path, fps: float | None = None, size: int | tuple[in
 def _face_frames(path: Path, info: VideoInfo, fps: float | None, size: tuple[int, int], start: float,
                  duration: float | None) -> Iterator[np.ndarray]:
     """Square crops around the largest face (OpenCV's bundled Haar cascade), for performer footage."""
+    yield from _face_crops(read_frames(path, fps, _face_work_size(info.width, info.height), "stretch", start,
+                                       duration), size)
+
+
+def _face_work_size(width: int, height: int) -> tuple[int, int]:
+    """The size faces are looked for at: at most 480 px, even sides."""
+    scale = min(1.0, 480 / max(width, height))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _face_crops(frames: Iterable[np.ndarray], size: tuple[int, int]) -> Iterator[np.ndarray]:
     import cv2
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    scale = min(1.0, 480 / max(info.width, info.height))
-    work = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
     box = None  # last face box, kept for frames where detection misses
-    for frame in read_frames(path, fps, work, "stretch", start, duration):
+    for frame in frames:
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         faces = cascade.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=4, minSize=(24, 24))
         if len(faces):
@@ -222,6 +231,23 @@ def read_image(path: str | Path, size: int | tuple[int, int] | None = None, crop
     if size is None:
         return arr
     return fit(arr, size, crop)
+
+
+def media_frames(path: str | Path, fps: float | None = None, size: int | tuple[int, int] | None = None,
+                 crop: str = "center") -> Iterator[np.ndarray]:
+    """The frames of a video (``read_frames``), or the one frame of a still image, cropped alike."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTS:
+        yield from read_frames(path, fps, size, crop)
+        return
+    if crop != "face":
+        yield read_image(path, size, crop)
+        return
+    if size is None:
+        raise ValueError("crop='face' needs a size")
+    image = read_image(path)
+    yield from _face_crops([fit(image, _face_work_size(image.shape[1], image.shape[0]), "stretch")],
+                           (size, size) if isinstance(size, int) else size)
 
 
 def fit(frame: np.ndarray, size: int | tuple[int, int], crop: str = "center") -> np.ndarray:
@@ -356,8 +382,11 @@ def count_frames(path: str | Path) -> int:
     return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
 
 
-def skip_report(used: Sequence[Path], skipped: Sequence[tuple[Path, str]], what: str = "videos") -> str:
-    line = f"used {len(used)} {what}"
-    if skipped:
-        line += f", skipped {len(skipped)}: " + ", ".join(f"{p.name} ({why})" for p, why in skipped)
-    return line
+def skip_report(used: Sequence[Path], skipped: Sequence[tuple[Path, str]]) -> str:
+    """``used 3 videos and 20 images, skipped 1: x.mp4 (why)``; ``skipped 2: ...`` where none was used."""
+    stills = sum(Path(p).suffix.lower() in IMAGE_EXTS for p in used)
+    kinds = [f"{n} {word}{'s' * (n != 1)}" for n, word in ((len(used) - stills, "video"), (stills, "image")) if n]
+    parts = [f"used {' and '.join(kinds)}"] if kinds else []
+    if skipped or not kinds:
+        parts.append(f"skipped {len(skipped)}: " + ", ".join(f"{p.name} ({why})" for p, why in skipped))
+    return ", ".join(parts)
