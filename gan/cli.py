@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     from vj.core.config import describe
 
     t = gsub.add_parser("train", help="train one genre, or a queue of genres under one deadline",
-                        description="Train a GAN per genre on frames cut from its video loops.",
+                        description="Train a GAN per genre on frames cut from its video loops (and on any "
+                                    "still images beside them).",
                         epilog=TRAIN_EPILOG.format(profiles=describe_profiles()) + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
                         formatter_class=RAW)
     t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops, or of still images (one frame each), or both (not "

@@ -201,3 +201,27 @@ def test_resume_takes_how_long_and_refuses_what_changes_the_run(flags):
     for key in flags:
         if key not in RESUMABLE:
             assert getattr(new, key) == getattr(run, key)
+
+
+def test_a_file_where_a_folder_belongs_is_one_line_and_leaves_no_temp_file(show, tmp_path):
+    """A path through a file (a typo, a stale name): the system's refusal in the user's words, not a trace."""
+    from conftest import make_generator_ckpt, run_vj
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    _, scene, _ = show
+    make_generator_ckpt(tmp_path / "runs" / "gan" / "g" / "ckpt.pt", 0)
+    cases = {
+        ("render", str(scene), "--seconds", "1", "--out", str(blocker / "x.mp4")):
+            f"{blocker}: a file is there where a folder is needed",
+        ("gan", "export", "g", "--runs", str(tmp_path / "runs"), "--out", str(blocker / "g.pt")):
+            f"{blocker / 'g.pt'}: Not a directory",
+        ("mosaic", "build", str(scene.parent / "red.mp4"), "--name", "m", "--runs", str(blocker)):
+            f"{blocker / 'mosaic' / 'm'}: Not a directory",
+    }
+    for args, said in cases.items():
+        proc = run_vj(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, args
+        assert lines[-1].startswith(f"vj: error: {said}"), (args, lines[-1])
+    assert not list(tmp_path.glob(".*tmp*"))

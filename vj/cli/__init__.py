@@ -39,6 +39,17 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def say(exc: BaseException) -> str:
+    """An error in the user's words: ``PATH: what is wrong`` for the system's errors, not ``[Errno 17] ...``."""
+    if isinstance(exc, KeyError):
+        return str(exc).strip("'\"")
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        if isinstance(exc, FileExistsError) and os.path.isfile(exc.filename):
+            return f"{exc.filename}: a file is there where a folder is needed"
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     parser = build_parser()
@@ -53,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, MediaError, NoUsableVideo, RunBusy) as exc:
         if args.verbose:
             raise
-        msg = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
-        print(f"vj: error: {msg}", file=sys.stderr)
+        print(f"vj: error: {say(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine said no (not a folder, no permission, disk full): one line, not a trace
+        if args.verbose:
+            raise
+        print(f"vj: error: {say(exc)} (vj -v {args.cmd} ... shows where)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vj: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ file and says how much space the new one needed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -104,11 +105,14 @@ def atomic_write_bytes(path: Path, data: bytes, keep: int = 0) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (not there, or its folder is not one: the error below says so)
+            tmp.unlink()
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(path.parent).free
             raise DiskFull(exc.errno, f"disk full writing {path}: it needs {_mb(keep + len(data))}, {_mb(free)} "
                                       f"free (the previous {path.name} is kept)") from None
+        if exc.filename is not None and str(exc.filename) == str(tmp) and exc.errno:  # name the file being written, not its hidden temp
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
