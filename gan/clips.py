@@ -100,7 +100,7 @@ def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | 
     """Write the learning-process clip; returns its frame count. ``height`` upscales (1080 for 1080p);
     ``seconds`` spreads the samples over that long (blending between them) instead of ``blend``. The samples
     stream from disk: memory does not grow with the length of the run."""
-    run = run if isinstance(run, GanRun) else GanRun(Path(run))
+    run = GanRun.at(run)
     files = sample_files(run, latent)
     first_good = next(readable(files), None)
     if first_good is None:
@@ -124,7 +124,7 @@ def learning_clip(run: GanRun | Path, out: Path, fps: float = 30, latent: int | 
 def walk_clip(run: GanRun | Path, out: Path, seconds: float, fps: float = 30, height: int | None = None,
               keys: int = 8, seed: int = 0, device: str = "cpu", progress: bool | None = None) -> int:
     """Write a seamless looping latent walk; returns its frame count."""
-    run = run if isinstance(run, GanRun) else GanRun(Path(run))
+    run = GanRun.at(run)
     generator, fixed_noise = load_generator(run.generator() or run.ckpt, device)
     h = _even(height or generator.size)
     size = (h, h)

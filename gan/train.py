@@ -135,7 +135,7 @@ def draw_part() -> int:
 class Trainer:
     def __init__(self, run_dir: Path | GanRun, cfg: TrainConfig, resume: bool = False, progress: bool | None = None):
         """``progress``: None shows a bar on a terminal (lines otherwise), False lines only."""
-        self.run = run_dir if isinstance(run_dir, GanRun) else GanRun(Path(run_dir))
+        self.run = GanRun.at(run_dir)
         self.run_dir = self.run.path
         self.ckpt_path = self.run.ckpt
         self.progress = progress
@@ -861,7 +861,7 @@ def train_genre(cfg: TrainConfig, run_dir: Path | GanRun, resume: bool = False, 
     step and the real error (the last good checkpoint is kept). ``deadline`` None: the run's own ``hours`` or
     ``until``, counted from now."""
     rank, _ = dist_info()
-    run = run_dir if isinstance(run_dir, GanRun) else GanRun(Path(run_dir))
+    run = GanRun.at(run_dir)
     if rank == 0:  # one process writes a run: a second start of the same genre is refused, not interleaved
         with hold(run.path, "vj gan train"):
             return _train_genre(cfg, run, resume, deadline, progress, rank)

@@ -298,7 +298,7 @@ def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = Bu
     """Build (or bring up to date) the mosaic of ``inputs`` in ``run``. ``progress``: None shows bars on a
     terminal and lines elsewhere; False lines only."""
 
-    run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
+    run = MosaicRun.at(run)
     s = s.validate()
     files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS, skip=(run.root,))
     if not files:
@@ -370,7 +370,7 @@ def make_strips(index: list, grid: np.ndarray, s: BuildSettings, progress: bool 
 
 def load_built(run: str | Path | MosaicRun) -> Built:
     """A built mosaic, or MosaicError naming what is missing or damaged (nothing is changed on disk)."""
-    run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
+    run = MosaicRun.at(run)
     if not run.path.exists():
         raise MosaicError(f"mosaic {run.name!r} does not exist in {run.path.parent} (build it: vj mosaic build ...)")
     settings = _read_settings(run)

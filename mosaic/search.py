@@ -146,7 +146,7 @@ class Searcher:
 
     @classmethod
     def open(cls, run) -> "Searcher":
-        run = run if isinstance(run, MosaicRun) else MosaicRun(Path(run))
+        run = MosaicRun.at(run)
         return cls(load_built(run), run)
 
     def image(self, path: Path) -> np.ndarray:

@@ -22,7 +22,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 try:
     import fcntl
@@ -151,20 +151,32 @@ def sample_key(name: str) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
-class GanRun:
-    """``runs/gan/<genre>/``: one genre's training run."""
+class _Run:
+    """``runs/<KIND>/<name>/``: one run folder; the subclasses name what is in it."""
     path: Path
+    KIND: ClassVar[str] = ""
+    WHAT: ClassVar[str] = "name"  # what the name is called in an error
 
     @classmethod
-    def of(cls, runs: str | Path, genre: str) -> "GanRun":
-        return cls(Path(runs) / "gan" / check_name(genre, "genre"))
+    def of(cls, runs: str | Path, name: str):
+        return cls(Path(runs) / cls.KIND / check_name(name, cls.WHAT))
 
-    @property
-    def genre(self) -> str:
-        return self.path.name
+    @classmethod
+    def at(cls, where: "str | Path | _Run"):
+        """``where`` as this kind of run (a run of it passes through)."""
+        return where if isinstance(where, cls) else cls(Path(where))
 
+    name = property(lambda self: self.path.name)
     root = property(lambda self: self.path.parent.parent)        # the runs folder: never read back as media
 
+
+@dataclass(frozen=True)
+class GanRun(_Run):
+    """``runs/gan/<genre>/``: one genre's training run."""
+    KIND: ClassVar[str] = "gan"
+    WHAT: ClassVar[str] = "genre"
+
+    genre = property(lambda self: self.path.name)
     config = property(lambda self: self.path / "config.toml")   # the truth of the run: resume reads it
     ckpt = property(lambda self: self.path / "ckpt.pt")         # weights, optimisers, counters, RNG
     log = property(lambda self: self.path / "log.csv")          # one row per epoch: losses, KID
@@ -199,19 +211,11 @@ class GanRun:
 
 
 @dataclass(frozen=True)
-class MosaicRun:
+class MosaicRun(_Run):
     """``runs/mosaic/<name>/``: one mosaic's stages, each cached with the settings that made it."""
-    path: Path
+    KIND: ClassVar[str] = "mosaic"
+    WHAT: ClassVar[str] = "mosaic name"
 
-    @classmethod
-    def of(cls, runs: str | Path, name: str) -> "MosaicRun":
-        return cls(Path(runs) / "mosaic" / check_name(name, "mosaic name"))
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    root = property(lambda self: self.path.parent.parent)        # the runs folder: never read back as media
     settings = property(lambda self: self.path / "settings.json")
     index = property(lambda self: self.path / "index.csv")      # i, source file, timestamp
     grid_csv = property(lambda self: self.path / "grid.csv")    # row, col, source, timestamp
