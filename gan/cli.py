@@ -118,7 +118,7 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     w.add_argument("--height", type=arg_number(16, 4320, int),
                    help="frame side in px, e.g. 512, upscaled with Lanczos (default: the model's size)")
     w.add_argument("--keys", type=arg_number(2, 256, int), default=8, help="latent key points in the loop (default 8)")
-    w.add_argument("--seed", type=int, default=0, help="picks the key latents (default 0)")
+    w.add_argument("--seed", type=arg_number(0, 2**32 - 1, int), default=0, help="picks the key latents (default 0)")
     w.add_argument("--device", default="cpu", help="torch device to run the generator on (default cpu)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar (lines every 10 s)")
     w.set_defaults(func=cmd_walk)

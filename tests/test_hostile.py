@@ -225,3 +225,18 @@ def test_a_file_where_a_folder_belongs_is_one_line_and_leaves_no_temp_file(show,
         assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, args
         assert lines[-1].startswith(f"vj: error: {said}"), (args, lines[-1])
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_every_number_on_every_command_line_is_range_checked():
+    """A plain ``type=float`` takes nan, inf and -1 (`vj demo --seconds 0` trained for minutes, then failed)."""
+    from vj.cli import build_parser
+
+    def plain(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from plain(sub, f"{path} {name}")
+            elif action.type in (float, int) and not action.choices:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(plain(build_parser(), "vj")) == []

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger("vj")
-from vj.core.config import PRESETS
+from vj.core.config import PRESETS, arg_number
 
 MAPPINGS = PRESETS / "mappings"
 
@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     midi.add_argument("--learn", metavar="PARAM", help="parameter (or genre:NAME, cue:NAME, tap) to bind")
     midi.add_argument("--port", default="", help="port name contains this (default: any)")
     midi.add_argument("--mapping", type=Path, default=MAPPINGS / "learned.toml", help="mapping file to update (default: %(default)s)")
-    midi.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a control (default 30)")
+    midi.add_argument("--timeout", type=arg_number(1, 3600), default=30.0,
+                      help="seconds to wait for a control, 1-3600 (default 30)")
     midi.set_defaults(func=cmd_midi)
 
 

@@ -14,7 +14,7 @@ import re
 import time
 from pathlib import Path
 
-from vj.core.config import PRESETS
+from vj.core.config import PRESETS, arg_number
 
 log = logging.getLogger("vj")
 SCENE = PRESETS / "scenes" / "demo.toml"
@@ -29,10 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "  vj demo --live                   # play it in a window, with the control page\n"
                               "  vj demo --fresh --train-seconds 600 --size 1920x1080\n")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=20.0, help="showcase length (default 20)")
-    p.add_argument("--size", default="1280x720", help="showcase size WxH (default 1280x720)")
-    p.add_argument("--train-seconds", type=float, default=120.0,
-                   help="GAN training budget shared by the four genres (default 120)")
+    p.add_argument("--seconds", type=arg_number(1, 3600), default=20.0, help="showcase length (default 20)")
+    p.add_argument("--size", default="1280x720", help="showcase size WxH, at most 8K (default 1280x720)")
+    p.add_argument("--train-seconds", type=arg_number(10, 7 * 24 * 3600), default=120.0,
+                   help="GAN training budget shared by the four genres, 10 s to a week (default 120)")
     p.add_argument("--live", action="store_true", help="play the show in a window instead of rendering it")
     p.add_argument("--web", default="127.0.0.1:8080", metavar="[HOST:]PORT",
                    help="with --live: the control page's address (default %(default)s; 'off' for none)")
@@ -100,6 +100,9 @@ def scene_for(out: Path) -> Path:
 
 
 def cmd_demo(args) -> int:
+    from vj.scene import parse_size
+
+    parse_size(args.size, "--size")  # refused now, not after minutes of training
     t0 = time.time()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

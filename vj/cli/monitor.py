@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+from vj.core.config import arg_number
 from vj.core.runs import DEFAULT_RUNS
 
 log = logging.getLogger("vj")
@@ -24,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("runs", nargs="?", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
     m.add_argument("--web", default="127.0.0.1:8080", metavar="[HOST:]PORT",
                    help="address to serve on (default %(default)s)")
-    m.add_argument("--seconds", type=float, help="stop after S seconds (default: until Ctrl-C)")
+    m.add_argument("--seconds", type=arg_number(0.1, 7 * 24 * 3600), help="stop after S seconds (default: until "
+                   "Ctrl-C)")
     m.set_defaults(func=cmd_monitor)
 
 

@@ -158,7 +158,8 @@ def arg_number(lo: float, hi: float, kind: type = float, what: str = "a number")
                 raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
             value = int(value)
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo:g} to {hi:g})")
+            shown = (lambda v: str(int(v))) if kind is int else (lambda v: f"{v:g}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({shown(lo)} to {shown(hi)})")
         return value
     parse.__name__ = what  # argparse names the type in its message
     return parse
