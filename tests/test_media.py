@@ -149,3 +149,19 @@ def test_read_image_and_fit(tmp_path):
     (tmp_path / "b.png").write_bytes(b"nope")
     with pytest.raises(MediaError, match="not a readable image"):
         read_image(tmp_path / "b.png")
+
+
+def test_a_big_photo_reads_small_like_its_full_decode_and_a_huge_one_is_refused(tmp_path, monkeypatch):
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:1600, 0:2400]
+    photo = np.stack([xx % 256, yy % 256, (xx + yy) // 16 % 256], -1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "p.jpg", quality=92)
+    for size, crop in ((64, "center"), ((160, 90), "letterbox"), (300, "center")):
+        small = read_image(tmp_path / "p.jpg", size, crop)  # decoded at a fraction of the scale
+        full = fit(read_image(tmp_path / "p.jpg"), size, crop)
+        assert small.shape == full.shape
+        assert np.abs(small.astype(int) - full).mean() < 4, (size, crop)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's bomb limit, made small
+    with pytest.raises(MediaError, match="too large to read"):
+        read_image(tmp_path / "p.jpg", 64)

@@ -223,9 +223,14 @@ def read_image(path: str | Path, size: int | tuple[int, int] | None = None, crop
     """One still image as ``(H, W, 3) uint8`` RGB, optionally cropped and resized like video frames."""
     from PIL import Image, UnidentifiedImageError
 
+    want = (size, size) if isinstance(size, int) else size
     try:
         with Image.open(path) as im:
+            if want is not None:  # a JPEG decodes at 1/2..1/8 scale when that still covers the size: an 80 MP
+                im.draft("RGB", want)  # photo costs 40 MB, not 2 GB (other formats decode whole)
             arr = np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise MediaError(f"too large to read (over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels)") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
     if size is None:
