@@ -126,6 +126,18 @@ def test_find_media_leaves_out_the_runs_folder_inside_the_loops_folder(tmp_path,
     assert find_media([loops, walk], both, skip=[loops / "runs"]) == [clip, walk]  # a file named: kept
 
 
+def test_find_media_follows_linked_folders_once_and_skips_hidden_ones(tmp_path):
+    """A loops folder that links in a library on another drive is read through the link; a link back to a
+    parent is not a loop; macOS's hidden folders and AppleDouble files are not media."""
+    library, loops = tmp_path / "drive" / "set1", tmp_path / "loops"
+    for f in (library / "a.mp4", loops / "b.mp4", loops / ".Trashes" / "c.mp4", loops / "._b.mp4"):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    (loops / "set1").symlink_to(library, target_is_directory=True)
+    (library / "back").symlink_to(loops, target_is_directory=True)
+    assert find_media([loops]) == [loops / "b.mp4", loops / "set1" / "a.mp4"]
+
+
 def test_writer_keeps_colours(tmp_path):
     """Frames reach x264 as YUV converted by OpenCV: a round trip keeps saturated and grey patches."""
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128], [230, 180, 150], [20, 20, 20],

@@ -8,6 +8,7 @@ ever sees frames at their final size. Frames are ``(H, W, 3) uint8`` RGB arrays 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import subprocess
@@ -276,6 +277,22 @@ def fit(frame: np.ndarray, size: int | tuple[int, int], crop: str = "center") ->
     return cv2.resize(np.ascontiguousarray(frame), (w, h), interpolation=interp)
 
 
+def _files_under(folder: Path) -> list[Path]:
+    """The files under ``folder``, sorted, following linked folders (a library on another drive), each real
+    folder once (a link to a parent is not a loop); hidden files and folders (``.Trashes``, ``._clip.mp4``)
+    are not media."""
+    out, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [Path(root) / f for f in files if not f.startswith(".") and os.path.isfile(os.path.join(root, f))]
+    return sorted(out)
+
+
 def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS, skip: Iterable[Path] = ()) -> list[Path]:
     """Files with one of ``exts`` under the given files/folders, sorted, each once.
 
@@ -287,8 +304,7 @@ def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS, skip: I
     for p in map(Path, paths):
         if p.is_dir():
             inside = [s for s in skip if p.resolve() in s.parents]
-            files = [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in exts
-                     and not f.name.startswith(".")]
+            files = [f for f in _files_under(p) if f.suffix.lower() in exts]
             kept = [f for f in files if not any(s in f.resolve().parents for s in inside)]
             if len(kept) < len(files):
                 n = len(files) - len(kept)
