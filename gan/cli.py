@@ -230,7 +230,7 @@ def cmd_train(args) -> int:
                                            f" at epoch {o.epoch} (step {o.step})")
         if o.message:
             line += f": {o.message}"
-        if o.status in ("interrupted", "deadline") or (o.status == "failed" and run.ckpt.exists()):
+        if o.status in ("interrupted", "deadline") or (o.status == "failed" and o.step and run.ckpt.exists()):
             line += f"; resume with: {resume_command(args, cfg.genre)}"
         elif o.status == "done":
             line += f"; samples in {run.samples}; clip with: vj gan clip {cfg.genre}" + (

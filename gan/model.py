@@ -161,21 +161,36 @@ def generator_of(cfg: dict) -> nn.Module:
     return Generator(cfg["size"], cfg["nz"], cfg["ngf"], cfg.get("upsample", "deconv"))  # older runs: the seed's
 
 
-def load_generator(path, device: str | torch.device = "cpu") -> tuple[nn.Module, torch.Tensor]:
-    """A trained generator in eval mode and the run's fixed latent batch, from a run's ``ckpt.pt`` or from
-    a file ``vj gan export`` wrote (the generator alone, possibly float16). A run's averaged weights
-    (``G_ema``) are the ones shown, with spectral normalisation baked in. One line naming the file when it
-    is neither."""
+def _why(exc: BaseException) -> str:
+    """The error's kind and its first sentence, short (torch's are paragraphs)."""
+    first = (str(exc).splitlines() or ["damaged"])[0].split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {first if len(first) <= 100 else first[:99] + '...'}"
+
+
+def load_checkpoint(path) -> dict:
+    """A run's ``ckpt.pt`` or an exported generator, loaded with ``weights_only=True``; one line naming the
+    file and what is wrong with it otherwise (missing, truncated, foreign, rejected by the unpickler)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(f"{path}: not a readable checkpoint ({_why(exc)})") from None
+
+
+def load_generator(path, device: str | torch.device = "cpu",
+                   ckpt: dict | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """A trained generator in eval mode and the run's fixed latent batch, from a run's ``ckpt.pt`` or from
+    a file ``vj gan export`` wrote (the generator alone, possibly float16), or from ``ckpt``, that file
+    already loaded. A run's averaged weights (``G_ema``) are the ones shown, with spectral normalisation
+    baked in. One line naming the file when it is neither."""
+    ckpt = load_checkpoint(path) if ckpt is None else ckpt
+    try:
         g = generator_of(ckpt["cfg"])
         weights = ckpt.get("G_ema") or ckpt["G"]
         g.load_state_dict({k: v.float() for k, v in weights.items()})
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged, foreign or rejected file
-        raise ValueError(f"{path}: not a generator checkpoint ({type(exc).__name__}: "
-                         f"{(str(exc).splitlines() or ['damaged'])[0][:120]})") from None
+    except Exception as exc:  # noqa: BLE001 - a foreign file, or weights of another shape
+        raise ValueError(f"{path}: not a generator checkpoint ({_why(exc)})") from None
     if ckpt["cfg"].get("arch", "dcgan") == "fastgan":
         fastgan.bake(g)
     return g.to(device).eval(), ckpt["fixed_noise"].float()
@@ -188,7 +203,7 @@ def export_generator(ckpt_path, out, half: bool = True) -> tuple[int, int, str]:
     import io
     from pathlib import Path
 
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(ckpt_path)
     weights = ckpt.get("G_ema") or ckpt["G"]
     dtype = torch.float32
     if half:

@@ -22,7 +22,7 @@ import torch
 
 from gan.config import load_run_config
 from gan.data import build_cache
-from gan.model import load_generator
+from gan.model import load_checkpoint, load_generator
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.priority import background_priority
 
@@ -206,8 +206,8 @@ def score_run(run, samples: int = FAKE_SAMPLES) -> dict:
     cfg = load_run_config(run.config)
     cache = build_cache(cfg.videos, run.frames, cfg.size, cfg.fps, cfg.crop, cfg.dedupe, progress=False,
                         skip=(run.root,))
-    ckpt = torch.load(run.generator(), map_location="cpu", weights_only=True)
-    G, _ = load_generator(run.generator())
+    ckpt = load_checkpoint(run.generator())
+    G, _ = load_generator(run.generator(), ckpt=ckpt)
     real = real_features(cache.frames, cache.active)
     fake = Features.of(generated(G, samples))
     return {"kid": kid(real, fake), "epoch": ckpt.get("epoch", "?"), "samples": samples, "frames": len(real),

@@ -29,7 +29,7 @@ from gan.augment import ada_update, diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import NoUsableVideo, build_cache
 from gan import fastgan
-from gan.model import build_networks
+from gan.model import build_networks, load_checkpoint
 from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.media import MediaError
@@ -147,7 +147,11 @@ class Trainer:
             if not resume:
                 raise FileExistsError(f"{self.run_dir} already has a checkpoint: add --resume to continue it, "
                                       f"or pick another --genre/--runs")
-            ckpt = load_checkpoint(self.ckpt_path)
+            try:
+                ckpt = load_checkpoint(self.ckpt_path)
+            except ValueError as exc:
+                raise ValueError(f"{exc}: restore it from a backup, or move {self.run_dir} away to start the "
+                                 f"genre over") from None
             # a key an older version did not write has the value it always had: the default
             shape = {k: ckpt["cfg"].get(k, getattr(TrainConfig, k)) for k in SHAPE_KEYS}
             wrong = [k for k in SHAPE_KEYS if shape[k] != getattr(cfg, k)]
@@ -833,17 +837,6 @@ def plot_losses(csv_path: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- one genre, and a queue of genres
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint (``weights_only``), or one line naming the file and what is wrong with it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:120] if str(exc) else 'damaged'})") from None
-
-
 def describe_error(exc: BaseException) -> str:
     """One line for a failure: the error's kind, its words and the file it concerns."""
     if isinstance(exc, DiskFull):

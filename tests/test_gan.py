@@ -655,9 +655,15 @@ def test_exported_generator_is_small_and_loads_like_a_checkpoint(genre_videos, t
     bad = runs / "gan" / "bad" / "ckpt.pt"
     bad.parent.mkdir()
     bad.write_bytes(b"not a checkpoint")
-    proc = run_vj("gan", "walk", "bad", "--runs", str(runs), "--seconds", "0.2")
-    assert proc.returncode == 2 and "ckpt.pt: not a generator checkpoint" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    (runs / "gan" / "bad" / "config.toml").write_text((runs / "gan" / "p" / "config.toml").read_text())
+    for command in (("walk", "bad", "--seconds", "0.2"), ("score", "bad"), ("export", "bad")):
+        proc = run_vj("gan", *command, "--runs", str(runs))
+        assert proc.returncode == 2 and "ckpt.pt: not a readable checkpoint" in proc.stderr, command
+        assert "Traceback" not in proc.stderr
+    proc = run_vj("gan", "train", "--genre", "bad", "--resume", "--runs", str(runs), "--epochs", "9")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and "not a readable checkpoint" in last and "start the genre over" in last
+    assert "resume with" not in last  # resuming it again would fail the same way
 
 
 # ---------------------------------------------------------------- quality: KID, profiles, FastGAN, clip length

@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: %(default)s)")
     p.add_argument("--seconds", type=arg_number(1, 3600), default=20.0, help="showcase length (default 20)")
     p.add_argument("--size", default="1280x720", help="showcase size WxH, at most 8K (default 1280x720)")
-    p.add_argument("--train-seconds", type=arg_number(10, 7 * 24 * 3600), default=120.0,
-                   help="GAN training budget shared by the four genres, 10 s to a week (default 120)")
+    p.add_argument("--train-seconds", type=arg_number(1, 7 * 24 * 3600), default=120.0,
+                   help="GAN training budget shared by the four genres, 1 s to a week (default 120)")
     p.add_argument("--live", action="store_true", help="play the show in a window instead of rendering it")
     p.add_argument("--web", default="127.0.0.1:8080", metavar="[HOST:]PORT",
                    help="with --live: the control page's address (default %(default)s; 'off' for none)")
