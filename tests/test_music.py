@@ -196,6 +196,12 @@ def test_vj_audio_analyze_prints_the_tempo_and_beats_as_json_and_plots(tmp_path)
     out = json.loads(proc.stdout)
     assert abs(out["bpm"] - 140) < 1 and len(out["beats"]) >= 12
     assert (tmp_path / "a.png").stat().st_size > 10_000
+    import wave
+
+    with wave.open(str(tmp_path / "quiet.wav"), "wb") as w:  # two seconds of silence
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(bytes(32000))
+    said = run_vj("audio", "analyze", str(tmp_path / "quiet.wav"), check=True).stdout
+    assert "no steady beat found" in said and "0.00 BPM" not in said
 
 
 def test_audio_features_are_read_only_parameters_and_routes_follow_them(show, tmp_path):

@@ -38,8 +38,11 @@ def cmd_analyze(args) -> int:
         print(json.dumps({"bpm": result["bpm"], "beats": result["beats"]}))
     else:
         beats = result["beats"]
-        print(f"{args.track.name}: {result['bpm']:.2f} BPM, {len(beats)} beats")
-        print("beats (s): " + " ".join(f"{b:.3f}" for b in beats[:32]) + (" ..." if len(beats) > 32 else ""))
+        if not beats:  # silence, a spoken word, a track shorter than the tracker's few seconds of listening
+            print(f"{args.track.name}: no steady beat found (a live show follows tap tempo or Link instead)")
+        else:
+            print(f"{args.track.name}: {result['bpm']:.2f} BPM, {len(beats)} beats")
+            print("beats (s): " + " ".join(f"{b:.3f}" for b in beats[:32]) + (" ..." if len(beats) > 32 else ""))
     if args.plot:
         plot(result, args.plot, args.track.name)
         log.info("wrote %s", args.plot)
