@@ -56,6 +56,12 @@ class Outcome:
     message: str = ""
 
 
+def cache_fits(nbytes: int, free: int) -> bool:
+    """Whether a frame cache of ``nbytes`` goes on a GPU with ``free`` bytes: at most half of it, the rest
+    is for the networks' activations (FastGAN at 1024 px needs several GB)."""
+    return nbytes <= free // 2
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -495,12 +501,12 @@ class Trainer:
         graph.replay()
         return stats.clone()
 
-    def epoch_batches(self, order: np.ndarray, batch: int, steps: int, on_gpu: bool):
+    def epoch_batches(self, order: np.ndarray, batch: int, steps: int, resident: bool):
         """This process's batches of an epoch, (steps, batch) frame indices, each row sorted (cache locality);
         on a GPU uploaded once per epoch, so no step waits for a host-to-device copy."""
         rows = order[:steps * self.world * batch].reshape(steps * self.world, batch)[self.rank::self.world]
         rows = np.sort(rows, axis=1)
-        return torch.from_numpy(rows).pin_memory().to(self.device, non_blocking=True) if on_gpu else rows
+        return torch.from_numpy(rows).pin_memory().to(self.device, non_blocking=True) if resident else rows
 
     def read_stats(self, pending: list[torch.Tensor], first_step: int) -> np.ndarray:
         """Bring the stats of the steps since the last check to the host (one sync); raise on NaN/inf."""
@@ -543,8 +549,11 @@ class Trainer:
             self.batch_in_epoch = steps
         sample_at = {max(1, round(k * steps / cfg.samples_per_epoch)): k for k in range(1, cfg.samples_per_epoch + 1)}
         on_gpu = self.device.type == "cuda"
-        # the whole cache on the GPU as uint8 when it fits: the input pipeline disappears
-        store = self.upload(frames) if on_gpu else frames
+        # the whole cache on the GPU as uint8 when it fits: the input pipeline disappears. When it does not
+        # (1024 px frames of a long library on a 24 GB card), batches come from host memory, step by step
+        resident = on_gpu and self._cache_fits(frames.nbytes)
+        store = self.upload(frames) if resident else frames
+        self.graphed = self.graphed and resident  # the graph gathers from a device cache
         # a GPU runs ahead of Python: losses come back (and are checked) every few steps, not every step
         sync_every = 25 if on_gpu else 1
         if self.epoch == 0 and self.batch_in_epoch == 0:
@@ -568,7 +577,7 @@ class Trainer:
         epochs = cfg.epochs or 10**12  # 0: until the deadline
         while self.epoch < epochs:
             order = active[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + self.epoch)).numpy()]
-            batches = self.epoch_batches(order, batch, steps, on_gpu)
+            batches = self.epoch_batches(order, batch, steps, resident)
             bar = Progress(steps, f"{cfg.genre} {self._epoch_label(self.epoch + 1, deadline)}", "step",
                            bar=False if self.progress is False or self.rank != 0 else None, initial=self.batch_in_epoch,
                            every=30.0 if self.rank == 0 else float("inf"))
@@ -711,6 +720,15 @@ class Trainer:
             eta = min(eta, deadline - time.time())
         return f", ETA {timedelta(seconds=int(max(0, eta)))}"
 
+    def _cache_fits(self, nbytes: int) -> bool:
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if cache_fits(nbytes, free):
+            return True
+        log.warning("%s: the frame cache (%.1f GB) is over half the GPU's free memory (%.1f GB): batches are "
+                    "copied from host memory each step, slower (a lower --fps or --size keeps it on the GPU)",
+                    self.cfg.genre, nbytes / 1e9, free / 1e9)
+        return False
+
     def upload(self, frames: np.ndarray, chunk: int = 4096) -> torch.Tensor:
         """The (memory-mapped) uint8 cache onto the device in chunks: no second full copy in RAM."""
         store = torch.empty(frames.shape, dtype=torch.uint8, device=self.device)
@@ -721,8 +739,8 @@ class Trainer:
     def _batch(self, store, idx) -> torch.Tensor:
         if isinstance(store, torch.Tensor):
             u8 = store[torch.as_tensor(idx, device=self.device)]
-        else:
-            u8 = torch.from_numpy(np.ascontiguousarray(store[idx]))
+        else:  # the memory-mapped cache (on a GPU: one too large to keep there)
+            u8 = torch.from_numpy(np.ascontiguousarray(store[idx])).to(self.device, non_blocking=True)
         # (B, S, S, 3) uint8 -> (B, 3, S, S) in [-1, 1]; the permuted view is already channels_last
         x = u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         return x.contiguous() if self.compiled else x  # compiled: the layout the compile check used

@@ -493,6 +493,25 @@ def test_gpu_run_trains_samples_and_resumes(genre_videos, tmp_path):
     assert all(torch.isfinite(v.float()).all() for v in state(tmp_path / "run")["G"].values())
 
 
+def test_a_frame_cache_goes_on_the_gpu_only_within_half_its_free_memory():
+    from gan.train import cache_fits
+
+    assert cache_fits(10 * 2**30, 22 * 2**30)          # 10 GB of 256 px frames on a 24 GB card: resident
+    assert not cache_fits(56 * 2**30, 22 * 2**30)      # 1024 px frames of a long library: from host memory
+
+
+@cuda
+def test_gpu_run_whose_cache_does_not_fit_trains_from_host_memory(genre_videos, tmp_path, monkeypatch, caplog):
+    import gan.train
+
+    monkeypatch.setattr(gan.train, "cache_fits", lambda nbytes, free: False)
+    with caplog.at_level("WARNING"):
+        outcome = train_genre(tiny_cfg(genre_videos["plasma"], device="cuda", epochs=2), tmp_path / "r",
+                              progress=False)
+    assert outcome.status == "done" and "copied from host memory" in caplog.text
+    assert all(torch.isfinite(v.float()).all() for v in state(tmp_path / "r")["G"].values())
+
+
 @cuda
 def test_gpu_fastgan_trains_at_256_and_its_live_layer_renders(genre_videos, tmp_path):
     from gan.model import load_generator
