@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                                     "still images beside them).",
                         epilog=TRAIN_EPILOG.format(profiles=describe_profiles()) + "\nsettings (preset keys and --set KEY=VALUE):\n" + describe(TrainConfig),
                         formatter_class=RAW)
-    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops, or of still images (one frame each), or both (not "
-                   "needed with --resume)")
+    t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops, or of still images "
+                   "(one frame each), or both (not needed with --resume)")
     t.add_argument("--genre", help="genre name (default: the folder's name)")
     t.add_argument("--preset", action="append", type=Path, default=[],
                    help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
@@ -71,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     stop.add_argument("--until", metavar="HH:MM", help="stop at this local time (the queue shares it)")
     stop.add_argument("--hours", type=arg_number(0.001, 24 * 365), help="stop after H hours (the queue shares it)")
     t.add_argument("--batch", type=arg_number(1, 4096, int), help="batch size (default: the profile's; 64 with --profile none)")
-    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default: the profile's; 10 with "
-                                                                "--profile none)")
+    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default: the profile's, fitted "
+                                                                "to the library; 10 with --profile none)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
     t.add_argument("--augment", help="DiffAugment policy: any of color,translation,cutout, e.g. translation,color (small genres; "
                                         "default: the profile's; none with --profile none)")
@@ -154,9 +154,8 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 
 def _jobs(args) -> list:
     from gan.config import TrainConfig, load_run_config, preset_values, resume_config, settings, with_clip_length
+    from gan.data import library_size
     from vj.core.config import build, parse_sets
-    from gan.data import training_files
-    from vj.core.media import MediaError
 
     flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
     flags.update(parse_sets(args.set))
@@ -189,20 +188,31 @@ def _jobs(args) -> list:
                 given.pop("videos")
             given.pop("profile", None)  # a run keeps the settings its profile chose
             cfg = resume_config(saved, given, str(run.config))
+            _media_of(cfg.videos, cfg.genre, run)
         else:
             if args.resume and not base.get("videos"):
                 raise ValueError(f"no run to resume in {run.path}: start it with vj gan train VIDEOS --genre "
                                  f"{base.get('genre')} (runs there: {', '.join(_run_names(args.runs)) or 'none'})")
             if args.resume:
                 log.info("%s: no run to resume in %s; starting it", base.get("genre"), run.path)
-            cfg = with_clip_length(settings({**base, **flags}, where))
+            files = _media_of(base.get("videos"), base.get("genre"), run)
+            cfg = with_clip_length(settings({**base, **flags}, where, data=library_size(files, run.name)))
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
-    for cfg, run in jobs:  # a typo in a queue's last folder is found now, not after the others' hours
-        if not training_files(cfg.videos, skip=(run.root,)):
-            raise MediaError(f"{cfg.videos}: no videos or images found (genre {cfg.genre}); nothing was started")
     return jobs
+
+
+def _media_of(videos, genre, run) -> list[Path]:
+    """A genre's videos and stills; a folder that is missing or holds none is refused now, before any genre
+    of the queue trains (a typo in a queue's last folder is not found after the others' hours)."""
+    from gan.data import training_files
+    from vj.core.media import MediaError
+
+    files = training_files(videos, skip=(run.root,)) if videos else []
+    if videos and not files:
+        raise MediaError(f"{videos}: no videos or images found (genre {genre}); nothing was started")
+    return files
 
 
 def _run_names(runs: Path) -> list[str]:

@@ -149,7 +149,9 @@ def describe_profiles() -> str:
         return ", ".join(parts)
 
     return "\n".join([f"  {name:4} {line(values)}" for name, values in PROFILES.items()]
-                     + ["  none the plain defaults listed under settings (the seed's DCGAN)"])
+                     + ["  none the plain defaults listed under settings (the seed's DCGAN)",
+                        f"  cpu and gpu lower fps for a long library: its frame cache stays under "
+                        f"{MAX_CACHE_BYTES / 1e9:g} GB"])
 
 
 def resolve_profile(profile: str, device: str) -> str:
@@ -163,9 +165,28 @@ def resolve_profile(profile: str, device: str) -> str:
     return "gpu" if device == "cuda" else "cpu"
 
 
-def settings(values: dict, where: str = "command line", base: TrainConfig | None = None) -> TrainConfig:
+# A long library is sampled sparser, so that its frame cache stays under MAX_CACHE_BYTES (ten hours of loops
+# at the gpu profile's 256 px and 10 fps would be 70 GB on the disk, and more than a GPU holds), down to a
+# frame every 1 / MIN_FPS seconds. (A short one sampled denser, to at least 200 frames, was measured and not
+# taken: scripts/bench/RESULTS.md, seventh session.)
+MAX_CACHE_BYTES = 4e9
+MIN_FPS = 0.05
+
+
+def fps_for_data(fps: float, seconds: float, stills: int, size: int) -> float:
+    """The profile's frame rate fitted to the library (``seconds`` of video and ``stills`` images, cached at
+    ``size`` px): as the profile says, unless the cache would be over MAX_CACHE_BYTES."""
+    cap = MAX_CACHE_BYTES // (size * size * 3)
+    if seconds <= 0 or seconds * fps + stills <= cap:
+        return fps
+    return float(f"{max(MIN_FPS, (cap - stills) / seconds):.3g}")
+
+
+def settings(values: dict, where: str = "command line", base: TrainConfig | None = None,
+             data: tuple[float, int] | None = None) -> TrainConfig:
     """A new run's settings: the defaults, then the profile's, then ``values`` (a preset's, the flags); what
-    the profile chose is logged, and every value the user gave wins over it."""
+    the profile chose is logged, and every value the user gave wins over it. ``data``: the library's seconds
+    of video and number of stills, which fit the profile's ``fps`` to it (``fps_for_data``)."""
     base = base or TrainConfig()
     profile = resolve_profile(str(values.get("profile", base.profile)), str(values.get("device", base.device)))
     chosen = {k: v for k, v in PROFILES.get(profile, {}).items() if k not in values}
@@ -180,9 +201,18 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
             raise ValueError(f"{where}: upsample = {values['upsample']!r} is DCGAN's setting: FastGAN's generator "
                              f"upsamples its own way (leave upsample out)")
         chosen.pop("upsample", None)
+    shown = {}
+    if profile in PROFILES and "fps" not in values and data is not None:
+        seconds, stills = data
+        was = chosen.get("fps", base.fps)
+        fitted = fps_for_data(was, seconds, stills, values.get("size", chosen.get("size", base.size)))
+        if fitted != was:
+            frames = round(seconds * fitted) + stills
+            shown["fps"] = f"{fitted:g} (for {seconds:.0f} s of video: about {frames:,} frames)"
+            chosen["fps"] = fitted
     if chosen:
         log.info("%s: profile %s: %s (override any with --set KEY=VALUE)", values.get("genre", base.genre) or "run",
-                 profile, ", ".join(f"{k}={v}" for k, v in chosen.items()))
+                 profile, ", ".join(f"{k}={shown.get(k, v)}" for k, v in chosen.items()))
     return build(TrainConfig, {**chosen, **values, "profile": profile}, where=where, base=base).validate()
 
 

@@ -503,7 +503,7 @@ class Trainer:
 
     def epoch_batches(self, order: np.ndarray, batch: int, steps: int, resident: bool):
         """This process's batches of an epoch, (steps, batch) frame indices, each row sorted (cache locality);
-        on a GPU uploaded once per epoch, so no step waits for a host-to-device copy."""
+        with the cache on the GPU uploaded once per epoch, so no step waits for a host-to-device copy."""
         rows = order[:steps * self.world * batch].reshape(steps * self.world, batch)[self.rank::self.world]
         rows = np.sort(rows, axis=1)
         return torch.from_numpy(rows).pin_memory().to(self.device, non_blocking=True) if resident else rows

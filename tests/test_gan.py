@@ -775,6 +775,29 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
         settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 128, "upsample": "bilinear"})
 
 
+def test_the_profile_fits_its_frame_rate_to_the_library_and_a_users_fps_wins(monkeypatch, genre_videos):
+    from gan.config import MAX_CACHE_BYTES, MIN_FPS, PROFILES, fps_for_data, settings
+    from gan.data import library_size, training_files
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    six = PROFILES["cpu"]["fps"]
+    assert fps_for_data(six, 12, 0, 64) == six                   # three short loops: as the profile says
+    assert fps_for_data(six, 3600, 0, 64) == six                 # an hour of them at 64 px: 1 GB, as well
+    hours = fps_for_data(six, 36000, 0, 256)                      # ten hours of loops at 256 px: sparser
+    assert hours < six and 36000 * hours * 256 * 256 * 3 <= MAX_CACHE_BYTES * 1.01
+    assert fps_for_data(six, 10**7, 0, 1024) == MIN_FPS         # and never sparser than MIN_FPS
+    assert fps_for_data(six, 0, 40, 64) == six                   # stills alone: no frame rate to fit
+    seconds, stills = library_size(training_files(genre_videos["plasma"]))
+    assert stills == 0 and seconds == pytest.approx(3.0, abs=0.2)  # two 1.5 s loops
+    for device in ("cpu", "cuda"):  # the gpu profile names no fps: the default's is fitted
+        long = settings({"genre": "g", "videos": "/v", "device": device}, data=(360000, 0))  # 100 hours
+        assert long.fps < (PROFILES["cpu"]["fps"] if device == "cpu" else TrainConfig().fps)
+        assert 360000 * long.fps * long.size ** 2 * 3 <= MAX_CACHE_BYTES * 1.01
+        assert settings({"genre": "g", "videos": "/v", "device": device}, data=(seconds, 0)).fps in (six, 10)
+    assert settings({"genre": "g", "videos": "/v", "fps": 6}, data=(36000, 0)).fps == 6  # the user's wins
+    assert settings({"genre": "g", "videos": "/v", "profile": "none"}, data=(36000, 0)).fps == TrainConfig().fps
+
+
 def test_precision_auto_is_bf16_on_a_gpu_and_for_fastgan_on_a_native_bf16_cpu(monkeypatch):
     import gan.train as train
     from vj.core.config import describe

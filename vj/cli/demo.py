@@ -53,6 +53,7 @@ def make_videos(out: Path) -> dict[str, Path]:
 def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     from gan.clips import learning_clip, walk_clip
     from gan.config import settings
+    from gan.data import library_size, training_files
     from gan.train import train_queue
     from vj.core.runs import GanRun
 
@@ -61,10 +62,11 @@ def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     for genre, folder in folders.items():
         run = GanRun.of(runs, genre)
         if not run.ckpt.exists():
-            # no tuning here: the profile that suits the machine (the cpu one: small, quick, augmented; on
-            # a CUDA GPU FastGAN at 256 px), with the demo's time budget and a small sample grid
+            # no tuning here: the profile that suits the machine and the loops (the cpu one: small, quick,
+            # augmented; on a CUDA GPU FastGAN at 256 px), with the demo's time budget and a small sample grid
             cfg = settings({"genre": genre, "videos": str(folder), "epochs": 0, "hours": budget / 3600,
-                            "n_fixed": 36, "kid_minutes": 0.0}, "vj demo")
+                            "n_fixed": 36, "kid_minutes": 0.0}, "vj demo",
+                           data=library_size(training_files(folder), genre))
             jobs.append((cfg, run))
     if jobs:
         log.info("demo: training %d genre GANs for %.0f s in all", len(jobs), budget)
