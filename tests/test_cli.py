@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import run_vj
+from conftest import ROOT, run_vj
 from vj.core.media import count_frames
 
 
@@ -151,3 +151,40 @@ def test_resuming_a_run_that_does_not_exist_says_so_and_names_the_runs_there(tmp
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "no run to resume" in lines[0] and "runs there: plasma" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_every_example_in_the_readme_and_in_every_help_parses():
+    """A renamed flag leaves no stale example behind: each `vj ...` line of the README's code blocks and of
+    every --help's examples is read by the real parser (parsed, not run)."""
+    import argparse
+    import contextlib
+    import io
+    import re
+    import shlex
+
+    from vj.cli import build_parser
+
+    def helps(parser):
+        yield parser.epilog or ""
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from helps(sub)
+
+    readme = "\n".join(re.findall(r"```(?:sh|bash)?\n(.*?)```", (ROOT / "README.md").read_text(), re.S))
+    examples = []
+    for line in (readme + "\n" + "\n".join(helps(build_parser()))).splitlines():
+        m = re.search(r"(?:^\s*|&& |\.venv/bin/)vj (.*)", line.split(" # ")[0].split("  #")[0])
+        if m and not line.lstrip().startswith("#"):
+            examples.append(re.split(r"\s(?:\d?>|\||&&|;)", m.group(1))[0].strip())  # the shell's part: not ours
+    assert len(examples) > 60
+    wrong = []
+    for example in dict.fromkeys(examples):
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
+                build_parser().parse_args(shlex.split(example))
+        except SystemExit as exc:
+            if exc.code:
+                wrong.append(f"vj {example}: {said.getvalue().strip().splitlines()[-1]}")
+    assert wrong == []
