@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from vj.core.config import arg_number
-from vj.core.runs import DEFAULT_RUNS, GanRun
+from vj.core.runs import DEFAULT_RUNS, GanRun, name_from
 
 log = logging.getLogger("vj")
 RAW = argparse.RawDescriptionHelpFormatter
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                         formatter_class=RAW)
     t.add_argument("videos", nargs="*", type=Path, help="folder(s) of a genre's video loops, or of still images "
                    "(one frame each), or both (not needed with --resume)")
-    t.add_argument("--genre", help="genre name (default: the folder's name)")
+    t.add_argument("--genre", help="genre name (default: the folder's name, e.g. 'my loops' -> my-loops)")
     t.add_argument("--preset", action="append", type=Path, default=[],
                    help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
     t.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
@@ -170,7 +170,7 @@ def _jobs(args) -> list:
     if len(args.videos) > 1 and args.genre:
         raise ValueError("--genre names one genre; with several folders each genre is named after its folder")
     for folder in args.videos:
-        bases.append(({**shared, "videos": str(folder), "genre": args.genre or folder.resolve().name}, str(folder)))
+        bases.append(({**shared, "videos": str(folder), "genre": args.genre or _genre_of(folder)}, str(folder)))
     if shared and not args.videos:
         raise ValueError("the preset names no videos: give the genre's folder too, e.g. vj gan train ~/loops/x "
                          f"--preset {args.preset[0]}")
@@ -200,7 +200,23 @@ def _jobs(args) -> list:
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
+    twice = sorted({cfg.genre for cfg, _ in jobs if sum(c.genre == cfg.genre for c, _ in jobs) > 1})
+    if twice:  # the second would find the first's checkpoint, hours later
+        raise ValueError(f"two folders of the queue make the genre {twice[0]!r}: rename one, or train it alone "
+                         f"with --genre NAME")
     return jobs
+
+
+def _genre_of(folder: Path) -> str:
+    """The genre a folder names when --genre does not: its name, made a valid run name."""
+    name = folder.resolve().name
+    genre = name_from(name)
+    if not genre:
+        raise ValueError(f"{folder}: the folder's name makes no genre name: give one with --genre NAME "
+                         f"(letters, digits, '_', '-' or '.')")
+    if genre != name:
+        log.info("%s: genre %r (from the folder's name)", folder, genre)
+    return genre
 
 
 def _media_of(videos, genre, run) -> list[Path]:

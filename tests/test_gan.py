@@ -228,6 +228,22 @@ def test_a_queue_with_a_missing_folder_is_refused_before_any_genre_trains(genre_
     assert not (runs / "gan" / "plasma").exists()
 
 
+def test_a_folder_names_its_genre_as_a_valid_name_and_a_queue_names_each_genre_once(tmp_path):
+    from vj.core.runs import name_from
+
+    assert [name_from(t) for t in ("my loops", "Clips é #1", "..hidden", "日本 ✨", "ok_v2.1")] == [
+        "my-loops", "Clips-e-1", "hidden", "", "ok_v2.1"]
+    for folder in (tmp_path / "日本 ✨", tmp_path / "a" / "loops", tmp_path / "b" / "loops"):
+        folder.mkdir(parents=True)
+        (folder / "x.png").write_bytes(b"")
+    proc = run_vj("gan", "train", str(tmp_path / "日本 ✨"), "--runs", str(tmp_path / "runs"), *TINY)
+    assert proc.returncode == 2 and "makes no genre name: give one with --genre NAME" in proc.stderr
+    proc = run_vj("gan", "train", str(tmp_path / "a" / "loops"), str(tmp_path / "b" / "loops"), "--runs",
+                  str(tmp_path / "runs"), *TINY)
+    assert proc.returncode == 2 and "two folders of the queue make the genre 'loops'" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
     train_genre(tiny_cfg(genre_videos["plasma"], epochs=1), tmp_path, progress=False)
     good = state(tmp_path)

@@ -19,6 +19,7 @@ import errno
 import os
 import re
 import shutil
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ def check_name(name: str, what: str = "name") -> str:
     if not _NAME.match(name):
         raise ValueError(f"{what} {name!r} must be letters, digits, '_', '-' or '.', at most 64 characters")
     return name
+
+
+def name_from(text: str) -> str:
+    """A run name made from a folder's name: accents dropped, anything else that may not be in a name made a
+    '-' (``my loops`` -> ``my-loops``, ``Clips é #1`` -> ``Clips-e-1``); '' when nothing of it is left."""
+    ascii_ = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_).lstrip("-_.")[:64].rstrip("-")
 
 
 class DiskFull(OSError):
