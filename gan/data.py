@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
-                           probe, skip_report)
+                           note_unreadable, probe, skip_report)
 from vj.core.progress import wrap
 from vj.core.runs import atomic_write_text
 
@@ -108,8 +108,7 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
                 except MediaError as exc:
                     data.truncate(index["total"] * frame_bytes)
                     data.seek(index["total"] * frame_bytes)
-                    skipped.append((video, str(exc)))
-                    log.warning("skipping %s: %s", video, exc)
+                    note_unreadable(skipped, video, str(exc))
                     continue
                 index["videos"].append({**_video_key(video), "start": index["total"], "count": count})
                 index["total"] += count

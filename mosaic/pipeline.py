@@ -32,7 +32,7 @@ from mosaic.embed import EMBED_VERSION, METHODS, embed
 from mosaic.grid import assign
 from vj.core.config import build as build_settings
 from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
-                           skip_report)
+                           note_unreadable, skip_report)
 from vj.core.onnx import FeatureModel, native_bf16
 from vj.core.progress import wrap
 from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp, hold
@@ -239,8 +239,7 @@ def extract(files: list[Path], run: MosaicRun, s: BuildSettings,
                 feats.append(f)
             times = pending_t[:len(tiles)]
         except MediaError as exc:
-            skipped.append((path, str(exc)))
-            log.warning("skipping %s: %s", _shown(path), exc)
+            note_unreadable(skipped, path, str(exc), _shown(path))
             continue
         if not tiles:
             skipped.append((path, "no frames"))

@@ -177,3 +177,19 @@ def test_a_big_photo_reads_small_like_its_full_decode_and_a_huge_one_is_refused(
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's bomb limit, made small
     with pytest.raises(MediaError, match="too large to read"):
         read_image(tmp_path / "p.jpg", 64)
+
+
+def test_unreadable_files_are_said_a_few_at_a_time_and_summed_up_in_one_line(caplog):
+    from pathlib import Path
+
+    from vj.core.media import SKIPS_SAID, note_unreadable, skip_report
+
+    skipped: list = []
+    with caplog.at_level("WARNING"):
+        for i in range(40):
+            note_unreadable(skipped, Path(f"b{i:02d}.mp4"), "not a readable video")
+    assert len(skipped) == 40 and caplog.text.count("skipping") == SKIPS_SAID
+    line = skip_report([Path("a.mp4"), Path("p.png"), Path("q.jpg")], skipped)
+    assert line.startswith("used 1 video and 2 images, skipped 40: b00.mp4 (not a readable video)")
+    assert line.endswith("and 35 more") and "b05.mp4" not in line
+    assert skip_report([], skipped[:1]) == "skipped 1: b00.mp4 (not a readable video)"

@@ -403,11 +403,24 @@ def count_frames(path: str | Path) -> int:
     return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
 
 
+SKIPS_SAID = 10  # the first unreadable files each get a line as they are met; the rest only the closing one
+
+
+def note_unreadable(skipped: list[tuple[Path, str]], path: Path, why: str, shown: str | None = None) -> None:
+    """Note an unreadable file in ``skipped`` and say so, for the first SKIPS_SAID of them."""
+    skipped.append((path, why))
+    if len(skipped) <= SKIPS_SAID:
+        log.warning("skipping %s: %s", shown or path, why)
+    if len(skipped) == SKIPS_SAID:
+        log.warning("(more unreadable files are counted, not listed, until the end)")
+
+
 def skip_report(used: Sequence[Path], skipped: Sequence[tuple[Path, str]]) -> str:
     """``used 3 videos and 20 images, skipped 1: x.mp4 (why)``; ``skipped 2: ...`` where none was used."""
     stills = sum(Path(p).suffix.lower() in IMAGE_EXTS for p in used)
     kinds = [f"{n} {word}{'s' * (n != 1)}" for n, word in ((len(used) - stills, "video"), (stills, "image")) if n]
     parts = [f"used {' and '.join(kinds)}"] if kinds else []
-    if skipped or not kinds:
-        parts.append(f"skipped {len(skipped)}: " + ", ".join(f"{p.name} ({why})" for p, why in skipped))
+    if skipped or not kinds:  # a few named, with their reasons: a folder of 10,000 broken files is one line
+        named = ", ".join(f"{p.name} ({why})" for p, why in skipped[:5])
+        parts.append(f"skipped {len(skipped)}: {named}" + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     return ", ".join(parts)
