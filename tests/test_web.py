@@ -246,6 +246,8 @@ def test_monitor_lists_runs_with_their_samples_and_log(tmp_path):
             assert (await c.get("/api/v1/runs/plasma/samples/epoch_00001.png")).status == 200
             assert (await c.get("/api/v1/runs/plasma/samples/..%2Fconfig.toml")).status == 404
             assert (await c.get("/api/v1/runs/..%2F..%2Fetc/log")).status == 400
+            lost = await c.get("/api/v1/schema")  # the show's endpoint: a monitor alone points at its own
+            assert lost.status == 404 and "/api/v1/runs" in (await lost.json())["error"]
             # an overnight run of short epochs: bin means the chart can draw, not every row
             rows = "".join(f"{e},{10 * e},{e % 2},0.8,0.6,0.4,50.0,{e},{0.25 if e == 5990 else ''}\n"
                            for e in range(1, 6001))

@@ -299,7 +299,8 @@ class WebServer:
 
     async def _not_found(self, request):
         self._count("unknown path")
-        return self._error(404, f"no such endpoint: {request.method} {request.path[:80]} (see GET {API}/schema)")
+        known = f"GET {API}/schema" if self.show is not None else f"the monitor's GET {API}/runs"  # what is served
+        return self._error(404, f"no such endpoint: {request.method} {request.path[:80]} (see {known})")
 
     async def _state(self, request):
         return self.web.json_response(self.show.state())
