@@ -188,14 +188,16 @@ def _jobs(args) -> list:
                 given.pop("videos")
             given.pop("profile", None)  # a run keeps the settings its profile chose
             cfg = resume_config(saved, given, str(run.config))
-            _media_of(cfg.videos, cfg.genre, run)
+            _media_of(cfg.videos, cfg.genre, run, str(run.config))
         else:
             if args.resume and not base.get("videos"):
                 raise ValueError(f"no run to resume in {run.path}: start it with vj gan train VIDEOS --genre "
                                  f"{base.get('genre')} (runs there: {', '.join(_run_names(args.runs)) or 'none'})")
             if args.resume:
                 log.info("%s: no run to resume in %s; starting it", base.get("genre"), run.path)
-            files = _media_of(base.get("videos"), base.get("genre"), run)
+            files = _media_of(base.get("videos"), base.get("genre"), run, where)
+            if base.get("videos"):  # the run records where its loops are, so a resume works from any folder
+                base = {**base, "videos": str(Path(base["videos"]).expanduser().resolve())}
             cfg = with_clip_length(settings({**base, **flags}, where, data=library_size(files, run.name)))
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
@@ -219,15 +221,24 @@ def _genre_of(folder: Path) -> str:
     return genre
 
 
-def _media_of(videos, genre, run) -> list[Path]:
+def _media_of(videos, genre, run, where: str) -> list[Path]:
     """A genre's videos and stills; a folder that is missing or holds none is refused now, before any genre
-    of the queue trains (a typo in a queue's last folder is not found after the others' hours)."""
+    of the queue trains (a typo in a queue's last folder is not found after the others' hours). ``where``:
+    the preset or run config that named the folder, said with it when it is not the folder itself."""
     from gan.data import training_files
     from vj.core.media import MediaError
 
-    files = training_files(videos, skip=(run.root,)) if videos else []
+    named = "" if not videos or Path(where) == Path(videos) else f"{where}: videos = {videos}: "
+    try:
+        files = training_files(videos, skip=(run.root,)) if videos else []
+    except MediaError:
+        if not named:
+            raise
+        advice = ("did the loops move? edit videos there" if Path(where) == run.config else
+                  f"edit it there, or give the folder: vj gan train FOLDER --genre {genre}")
+        raise MediaError(f"{named}no such folder ({advice})") from None
     if videos and not files:
-        raise MediaError(f"{videos}: no videos or images found (genre {genre}); nothing was started")
+        raise MediaError(f"{named or f'{videos}: '}no videos or images found (genre {genre}); nothing was started")
     return files
 
 

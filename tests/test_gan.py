@@ -244,6 +244,26 @@ def test_a_folder_names_its_genre_as_a_valid_name_and_a_queue_names_each_genre_o
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_run_records_its_folder_so_it_resumes_from_anywhere_and_a_presets_folder_is_named(genre_videos,
+                                                                                                 tmp_path):
+    import shutil
+
+    shutil.copytree(genre_videos["plasma"], tmp_path / "loops")
+    runs = tmp_path / "runs"
+    run_vj("gan", "train", "loops", "--runs", str(runs), "--epochs", "1", *TINY, cwd=tmp_path, check=True)
+    assert f'videos = "{tmp_path / "loops"}"' in (runs / "gan" / "loops" / "config.toml").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    proc = run_vj("gan", "train", "--genre", "loops", "--resume", "--runs", str(runs), "--epochs", "2",
+                  "--no-progress", cwd=tmp_path / "elsewhere")
+    assert proc.returncode == 0 and "loops: done at epoch 2" in proc.stderr
+    preset = tmp_path / "p.toml"
+    preset.write_text('genre = "p"\nvideos = "~/no-such-loops-here"\n')
+    proc = run_vj("gan", "train", "--preset", str(preset), "--runs", str(runs))
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        f"{preset}: videos = ~/no-such-loops-here: no such folder (edit it there, or give the folder: vj gan train "
+        "FOLDER --genre p)")
+
+
 def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
     train_genre(tiny_cfg(genre_videos["plasma"], epochs=1), tmp_path, progress=False)
     good = state(tmp_path)
