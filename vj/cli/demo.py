@@ -64,7 +64,7 @@ def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
         if not run.ckpt.exists():
             # no tuning here: the profile that suits the machine and the loops (the cpu one: small, quick,
             # augmented; on a CUDA GPU FastGAN at 256 px), with the demo's time budget and a small sample grid
-            cfg = settings({"genre": genre, "videos": str(folder), "epochs": 0, "hours": budget / 3600,
+            cfg = settings({"genre": genre, "videos": str(folder.resolve()), "epochs": 0, "hours": budget / 3600,
                             "n_fixed": 36, "kid_minutes": 0.0}, "vj demo",
                            data=library_size(training_files(folder), genre))
             jobs.append((cfg, run))
