@@ -100,6 +100,27 @@ def test_a_render_ends_by_naming_the_parts_that_showed_black(show, tmp_path):
     assert "gone.pt: no such file" in proc.stderr  # the reason, one line, further up
 
 
+def test_a_render_whose_file_fails_stops_there_with_the_reason(show, tmp_path, monkeypatch):
+    """A full disk mid-render: the render ends with ffmpeg's reason, not 'wrote' over a dropped output."""
+    import pytest
+
+    from vj.cli.show import render_show
+    from vj.core.media import MediaError, VideoWriter
+
+    real, frames = VideoWriter.write, []
+
+    def write(self, frame):
+        if self.frames == 5:
+            raise MediaError(f"{self.path}: ffmpeg stopped: No space left on device")
+        frames.append(1)
+        real(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    with pytest.raises(MediaError, match="No space left on device"):
+        render_show(show[1], tmp_path / "x.mp4", seconds=3, progress=False)
+    assert len(frames) == 5  # it stopped at the failure, not after rendering 25 more frames for nobody
+
+
 def test_an_unnamed_cue_is_labelled_by_its_index_and_first_action(tmp_path):
     from vj.control.cues import load_cues
 

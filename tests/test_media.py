@@ -101,6 +101,9 @@ def test_writer_streams_exact_frame_count_and_find_media(tmp_path):
         for f in frames:
             w.write(f)
     assert count_frames(tmp_path / "sub" / "x.mp4") == 7
+    for wrong in ("x.gif", "x.png", "x"):  # refused before the work, not after it by ffmpeg
+        with pytest.raises(ValueError, match="videos are written as H.264 in .m4v, .mkv, .mov, .mp4"):
+            VideoWriter(tmp_path / wrong, 30, (64, 36))
     (tmp_path / "notes.txt").write_text("x")
     assert find_media([tmp_path]) == [tmp_path / "sub" / "x.mp4"]
     with pytest.raises(MediaError, match="no such file"):

@@ -154,7 +154,13 @@ def render_show(scene: Path, out: Path, seconds: float | None = None, cues: Path
         total = max(1, math.ceil(seconds * engine.fps - 1e-9))
         bar = Progress(total, "render", "frame", bar=None if progress else False)
         writer = FileOutput(out, engine.fps, engine.size, audio, preset or SHOW_PRESET)
-        n = engine.run(FixedClock(engine.fps), [writer], frames=total, on_frame=lambda i: bar.update(1))
+
+        def on_frame(i: int) -> None:
+            bar.update(1)
+            if writer.failed is not None:  # the file is the render: nothing to go on for
+                raise writer.failed
+
+        n = engine.run(FixedClock(engine.fps), [writer], frames=total, on_frame=on_frame)
         bar.close()
     finally:
         engine.close()

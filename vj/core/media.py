@@ -321,6 +321,9 @@ def find_media(paths: Iterable[str | Path], exts: set[str] = VIDEO_EXTS, skip: I
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+VIDEO_OUT_EXTS = {".mp4", ".mov", ".mkv", ".m4v"}  # the containers that take H.264 (and AAC)
+
+
 class VideoWriter:
     """Streaming H.264 writer: frames go to ffmpeg as they come, the clip is never held in memory.
     ``audio``: a file whose soundtrack is muxed in (AAC), cut to the video's length. ``preset``: x264's
@@ -336,6 +339,9 @@ class VideoWriter:
             raise ValueError(f"video size must be even, got {w}x{h}")
         if preset not in X264_PRESETS:
             raise ValueError(f"x264 preset {preset!r} is not one of {', '.join(X264_PRESETS)}")
+        if Path(path).suffix.lower() not in VIDEO_OUT_EXTS:  # .gif or .png: ffmpeg would fail after the work
+            raise ValueError(f"{path}: videos are written as H.264 in {', '.join(sorted(VIDEO_OUT_EXTS))} "
+                             f"(not {Path(path).suffix or 'a name without an extension'})")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.size = (w, h)
@@ -369,12 +375,15 @@ class VideoWriter:
                 except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread on its next call
                     self._error = exc
 
+    def _why(self) -> str:
+        return (str(self._error).strip().splitlines() or [type(self._error).__name__])[0]  # not imageio's dump
+
     def write(self, frame: np.ndarray) -> None:
         """Queue one frame (the writer keeps a reference: do not change the array afterwards)."""
         if frame.shape[1::-1] != self.size:
             raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, writer is {self.size[0]}x{self.size[1]}")
         if self._error is not None:
-            raise MediaError(f"{self.path}: ffmpeg stopped: {self._error}")
+            raise MediaError(f"{self.path}: ffmpeg stopped: {self._why()}")
         self._queue.put(np.ascontiguousarray(frame, dtype=np.uint8))
         self.frames += 1
 
@@ -386,7 +395,7 @@ class VideoWriter:
         self._gen.close()
         self._gen = None
         if self._error is not None:
-            raise MediaError(f"{self.path}: ffmpeg stopped: {self._error}")
+            raise MediaError(f"{self.path}: ffmpeg stopped: {self._why()}")
         self._tmp.replace(self.path)  # the file appears whole or not at all
 
     def __enter__(self) -> "VideoWriter":

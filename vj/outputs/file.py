@@ -17,9 +17,14 @@ class FileOutput:
 
     def __init__(self, path, fps: float, size: tuple[int, int], audio=None, preset: str = SHOW_PRESET):
         self.writer = VideoWriter(path, fps, size, audio=audio, preset=preset)
+        self.failed: Exception | None = None  # why the file stopped (a full disk): a render ends on it
 
     def write(self, frame: np.ndarray, t: float) -> None:
-        self.writer.write(frame)
+        try:
+            self.writer.write(frame)
+        except Exception as exc:
+            self.failed = exc
+            raise
 
     def close(self) -> None:
         self.writer.close()
