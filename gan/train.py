@@ -36,7 +36,7 @@ from vj.core.media import MediaError
 from vj.core.progress import Progress
 from vj.core.priority import background_priority
 from vj.core.runs import (DiskFull, GanRun, RunBusy, atomic_write_bytes, atomic_write_text, clean_temp, fill_log,
-                          hold, log_columns, sample_key, save_png)
+                          hold, log_columns, sample_key, save_image)
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
@@ -324,10 +324,10 @@ class Trainer:
         u8 = images if isinstance(images, np.ndarray) else to_uint8(images)  # (B, S, S, 3)
         self.run.samples.mkdir(parents=True, exist_ok=True)
         # atomic, never half-written; fast zlib: the writer shares the cores with training
-        save_png(self.run.sample_dir() / name, make_grid(u8, tile=GRID_TILE), fast=True)
+        save_image(self.run.sample_dir() / name, make_grid(u8, tile=GRID_TILE), fast=True)
         for j in range(min(self.cfg.singles, len(u8))):
             self.run.sample_dir(j).mkdir(exist_ok=True)
-            save_png(self.run.sample_dir(j) / name, u8[j], fast=True)
+            save_image(self.run.sample_dir(j) / name, u8[j], fast=True)
 
     def sample_stride(self, epoch: int) -> int:
         """Every how many epochs the run keeps samples once it has trained ``epoch`` epochs: 1, then 2, 4...

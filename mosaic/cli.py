@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mosaic.embed import METHODS
 from vj.core.config import arg_number
-from vj.core.runs import DEFAULT_RUNS, MosaicRun
+from vj.core.runs import DEFAULT_RUNS, MosaicRun, image_out
 
 log = logging.getLogger("vj")
 RAW = argparse.RawDescriptionHelpFormatter
@@ -74,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         epilog="examples:\n  vj mosaic poster perfume                       # 128 px tiles\n"
                                "  vj mosaic poster perfume --tile 64 --out small.png\n", formatter_class=RAW)
     _name_and_runs(p)
-    p.add_argument("--out", type=Path, help="PNG (default runs/mosaic/<name>/poster.png)")
+    p.add_argument("--out", type=image_out,
+                   help="image, .png .jpg .webp or .tif (default runs/mosaic/<name>/poster.png)")
     p.add_argument("--tile", type=arg_number(8, 512, int), default=128,
                    help="tile size in px (default 128, the seed's)")
     p.set_defaults(func=cmd_poster)
@@ -84,7 +85,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          epilog="examples:\n  vj mosaic plot perfume\n  vj mosaic plot perfume --size 4000 "
                                 "--out map.png\n", formatter_class=RAW)
     _name_and_runs(pl)
-    pl.add_argument("--out", type=Path, help="PNG (default runs/mosaic/<name>/tsne.png)")
+    pl.add_argument("--out", type=image_out,
+                    help="image, .png .jpg .webp or .tif (default runs/mosaic/<name>/tsne.png)")
     pl.add_argument("--size", type=arg_number(256, 16384, int), default=2000,
                     help="side of the square image in px (default 2000)")
     pl.add_argument("--thumb", type=arg_number(0, 512, int), default=0,
@@ -106,7 +108,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="add this image's features (repeatable; default: none)")
     q.add_argument("--minus", type=Path, action="append", default=[],
                    help="subtract this image's features (repeatable; default: none)")
-    q.add_argument("--out", type=Path, help="contact sheet PNG (default runs/mosaic/<name>/query.png)")
+    q.add_argument("--out", type=image_out, help="contact sheet, .png .jpg .webp or .tif (default "
+                   "runs/mosaic/<name>/query.png)")
     q.set_defaults(func=cmd_query)
 
 
@@ -143,25 +146,25 @@ def cmd_poster(args) -> int:
 def cmd_plot(args) -> int:
     from mosaic.pipeline import load_built
     from mosaic.render import render_plot
-    from vj.core.runs import save_png
+    from vj.core.runs import save_image
 
     run = MosaicRun.of(args.runs, args.name)
     built = load_built(run)
     out = args.out or run.plot
-    save_png(out, render_plot(built.atlas, built.coords, args.size, args.thumb or None))
+    save_image(out, render_plot(built.atlas, built.coords, args.size, args.thumb or None))
     log.info("wrote %s", out)
     return 0
 
 
 def cmd_query(args) -> int:
     from mosaic.search import Searcher
-    from vj.core.runs import save_png
+    from vj.core.runs import save_image
 
     run = MosaicRun.of(args.runs, args.name)
     searcher = Searcher.open(run)
     result = searcher.query(args.image, args.plus, args.minus, args.k, args.max_distance)
     print(result.table())
     out = args.out or run.query
-    save_png(out, result.sheet())
+    save_image(out, result.sheet())
     log.info("contact sheet: %s", out)
     return 0

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from mosaic.pipeline import load_built
-from vj.core.runs import save_png
+from vj.core.runs import save_image
 
 
 def canvas_size(layout: str, cols: int, rows: int, tile: int) -> tuple[int, int]:
@@ -123,7 +123,7 @@ def render_poster_file(run_dir, out, tile: int = 128) -> tuple[int, int]:
     """Poster of a built mosaic to a PNG; returns its (width, height)."""
     built = load_built(run_dir)
     img = render_poster(built.atlas, built.grid, built.layout, built.cols, built.rows, tile)
-    save_png(out, img)
+    save_image(out, img)
     return img.shape[1], img.shape[0]
 
 

@@ -196,3 +196,25 @@ def test_unreadable_files_are_said_a_few_at_a_time_and_summed_up_in_one_line(cap
     assert line.startswith("used 1 video and 2 images, skipped 40: b00.mp4 (not a readable video)")
     assert line.endswith("and 35 more") and "b05.mp4" not in line
     assert skip_report([], skipped[:1]) == "skipped 1: b00.mp4 (not a readable video)"
+
+
+def test_images_are_written_in_the_format_their_name_says_and_other_names_are_refused(tmp_path):
+    import argparse
+
+    from PIL import Image
+
+    from conftest import run_vj
+    from vj.core.runs import image_out, save_image
+
+    img = np.zeros((20, 30, 3), np.uint8)
+    for name, kind in (("a.png", "PNG"), ("a.JPG", "JPEG"), ("a.webp", "WEBP"), ("a.tif", "TIFF")):
+        save_image(tmp_path / name, img)
+        with Image.open(tmp_path / name) as im:  # a PNG named .jpg was what a poster --out x.jpg wrote
+            assert im.format == kind and im.size == (30, 20)
+    for name in ("a.gif", "a.svg", "a"):
+        with pytest.raises(ValueError, match="images are written as .png, .jpg, .webp or .tif"):
+            save_image(tmp_path / name, img)
+        with pytest.raises(argparse.ArgumentTypeError):
+            image_out(name)
+    proc = run_vj("mosaic", "poster", "m", "--out", str(tmp_path / "p.txt"))  # refused before any work
+    assert proc.returncode == 2 and "images are written as .png, .jpg, .webp or .tif" in proc.stderr

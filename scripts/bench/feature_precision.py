@@ -34,7 +34,7 @@ def main() -> None:
     from mosaic.embed import embed, exact_knn, knn_preservation
     from mosaic.grid import assign, neighbour_agreement, parse_grid
     from mosaic.render import render_poster
-    from vj.core.runs import save_png
+    from vj.core.runs import save_image
     from vj.core.features import FeatureExtractor
     from vj.core.media import find_media, read_frames
     from vj.core.onnx import FeatureModel, native_bf16
@@ -72,7 +72,7 @@ def main() -> None:
                 if args.posters and seed == 0:
                     poster = render_poster(frames, grid, "triangle", cols, rows, 48)
                     args.posters.mkdir(parents=True, exist_ok=True)
-                    save_png(args.posters / f"{name.split(' (')[0].replace(' ', '_')}.png", poster)
+                    save_image(args.posters / f"{name.split(' (')[0].replace(' ', '_')}.png", poster)
                     label = f"{name.split(' (')[0]}: agreement {agree[-1]:.3f}"
                     posters.append(cv2.putText(cv2.copyMakeBorder(poster, 40, 8, 8, 8, cv2.BORDER_CONSTANT),
                                                label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2))
@@ -85,7 +85,7 @@ def main() -> None:
             pad = [cv2.copyMakeBorder(p, 0, h - p.shape[0], 0, 0, cv2.BORDER_CONSTANT) for p in posters]
             sheet = np.vstack([np.hstack(pad[i:i + 2]) for i in range(0, len(pad) - 1, 2)] +
                               ([np.hstack([pad[-1], np.zeros_like(pad[-1])])] if len(pad) % 2 else []))
-            save_png(args.posters / "precisions.png", sheet)
+            save_image(args.posters / "precisions.png", sheet)
             print(f"   posters: {args.posters}/precisions.png")
 
 

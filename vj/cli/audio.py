@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from vj.core.runs import image_out
+
 log = logging.getLogger("vj")
 
 
@@ -24,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     an.add_argument("track", type=Path, help="an audio (or video) file")
     an.add_argument("--json", action="store_true", help='print {"bpm": float, "beats": [seconds, ...]} only')
-    an.add_argument("--plot", type=Path, help="draw the bands, onsets and beats over time to this PNG (default: none)")
+    an.add_argument("--plot", type=image_out, help="draw the bands, onsets and beats over time to this image, .png "
+                    ".jpg .webp or .tif (default: none)")
     an.set_defaults(func=cmd_analyze)
 
 
@@ -79,6 +82,6 @@ def plot(result: dict, out: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format=Path(out).suffix.lstrip(".").lower())  # image_out let only what it can write in
     plt.close(fig)
     atomic_write_bytes(out, buf.getvalue())
