@@ -155,6 +155,7 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 def _jobs(args) -> list:
     from gan.config import TrainConfig, load_run_config, preset_values, resume_config, settings, with_clip_length
     from gan.data import library_size
+    from gan.model import pick_device
     from vj.core.config import build, parse_sets
 
     flags = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k) is not None}
@@ -202,6 +203,8 @@ def _jobs(args) -> list:
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))
+    for device in {cfg.device for cfg, _ in jobs}:  # --device cuda on a laptop: one line, not one per genre
+        pick_device(device)
     twice = sorted({cfg.genre for cfg, _ in jobs if sum(c.genre == cfg.genre for c, _ in jobs) > 1})
     if twice:  # the second would find the first's checkpoint, hours later
         raise ValueError(f"two folders of the queue make the genre {twice[0]!r}: rename one, or train it alone "

@@ -8,7 +8,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from gan.model import load_generator
+from gan.model import load_generator, pick_device
 from gan.walk import walk_frames
 from vj.core.media import MediaError, VideoWriter, read_image
 from vj.core.progress import wrap
@@ -125,7 +125,7 @@ def walk_clip(run: GanRun | Path, out: Path, seconds: float, fps: float = 30, he
               keys: int = 8, seed: int = 0, device: str = "cpu", progress: bool | None = None) -> int:
     """Write a seamless looping latent walk; returns its frame count."""
     run = GanRun.at(run)
-    generator, fixed_noise = load_generator(run.generator() or run.ckpt, device)
+    generator, fixed_noise = load_generator(run.generator() or run.ckpt, pick_device(device))
     h = _even(height or generator.size)
     size = (h, h)
     n = max(1, int(round(seconds * fps)))

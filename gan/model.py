@@ -161,6 +161,27 @@ def generator_of(cfg: dict) -> nn.Module:
     return Generator(cfg["size"], cfg["nz"], cfg["ngf"], cfg.get("upsample", "deconv"))  # older runs: the seed's
 
 
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA, else Apple's MPS, else the CPU) or a device by name (cpu, cuda, cuda:N, mps), refused in
+    one line where this machine has none (training, walks and the live layer alike)."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not mps:
+        raise ValueError(f"--device {name}: no Apple GPU (MPS) is available")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name}: not one of auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
 def _why(exc: BaseException) -> str:
     """The error's kind and its first sentence, short (torch's are paragraphs)."""
     first = (str(exc).splitlines() or ["damaged"])[0].split(". ")[0].rstrip(".")

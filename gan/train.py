@@ -29,7 +29,7 @@ from gan.augment import ada_update, diff_augment
 from gan.config import SHAPE_KEYS, TrainConfig
 from gan.data import NoUsableVideo, build_cache
 from gan import fastgan
-from gan.model import build_networks, load_checkpoint
+from gan.model import build_networks, load_checkpoint, pick_device
 from gan.quality import QualityWorker, diagnose
 from gan.walk import BatchStatsRenderer, to_uint8
 from vj.core.media import MediaError
@@ -60,18 +60,6 @@ def cache_fits(nbytes: int, free: int) -> bool:
     """Whether a frame cache of ``nbytes`` goes on a GPU with ``free`` bytes: at most half of it, the rest
     is for the networks' activations (FastGAN at 1024 px needs several GB)."""
     return nbytes <= free // 2
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    return torch.device(name)
 
 
 def deadline_from(cfg: TrainConfig, now: float | None = None) -> float | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -832,6 +833,25 @@ def test_the_profile_fits_its_frame_rate_to_the_library_and_a_users_fps_wins(mon
         assert settings({"genre": "g", "videos": "/v", "device": device}, data=(seconds, 0)).fps in (six, 10)
     assert settings({"genre": "g", "videos": "/v", "fps": 6}, data=(36000, 0)).fps == 6  # the user's wins
     assert settings({"genre": "g", "videos": "/v", "profile": "none"}, data=(36000, 0)).fps == TrainConfig().fps
+
+
+def test_a_device_this_machine_lacks_is_one_line_for_training_walks_and_the_show(monkeypatch, tmp_path):
+    from gan.model import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cpu") == torch.device("cpu") and pick_device("auto").type in ("cpu", "mps")
+    for name, said in (("cuda", "no CUDA device is available"), ("cuda:3", "no CUDA device is available"),
+                       ("banana", "is not a device (auto, cpu, cuda, cuda:N or mps)")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            pick_device(name)
+    from conftest import make_generator_ckpt
+
+    make_generator_ckpt(tmp_path / "gan" / "g" / "ckpt.pt", 0)
+    proc = run_vj("gan", "walk", "g", "--device", "banana", "--runs", str(tmp_path), "--seconds", "1")
+    assert proc.returncode == 2 and "'banana' is not a device" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_vj("render", str(ROOT / "presets" / "scenes" / "demo.toml"), "--device", "banana", "--seconds", "1",
+                  "--out", str(tmp_path / "x.mp4"))
+    assert proc.returncode == 2 and "'banana' is not a device" in proc.stderr and not (tmp_path / "x.mp4").exists()
 
 
 def test_precision_auto_is_bf16_on_a_gpu_and_for_fastgan_on_a_native_bf16_cpu(monkeypatch):

@@ -114,6 +114,10 @@ def build_engine(scene: Path, exact: bool, cues: Path | None = None, size: str |
     from vj.engine import Engine, attach_log_file
     from vj.scene import load_scene, parse_size
 
+    if device != "cpu":  # a machine without that device: one line now, not a black layer later (torch loads here)
+        from gan.model import pick_device
+
+        pick_device(device)
     loaded = load_scene(scene)
     cue_list = load_cues(cues, loaded.bpm) if cues else None
     if log_file:
