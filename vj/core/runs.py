@@ -331,12 +331,22 @@ def fill_log(path: Path, cells: dict[int, dict[str, str]]) -> None:
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
+def image_kind(path: str | Path) -> str:
+    """The format an image's name says (``PNG``...), or one line saying which names are written."""
+    kind = IMAGE_FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(f"{str(path)!r}: images are written as .png, .jpg, .webp or .tif")
+    return kind
+
+
 def image_out(text: str) -> Path:
     """An argparse ``type`` for an image to write: refused when its name says no format ``save_image`` writes."""
     import argparse
 
-    if Path(text).suffix.lower() not in IMAGE_FORMATS:
-        raise argparse.ArgumentTypeError(f"{text!r}: images are written as .png, .jpg, .webp or .tif")
+    try:
+        image_kind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return Path(text)
 
 
@@ -349,9 +359,7 @@ def save_image(path: Path, image, fast: bool = False) -> None:
 
     from PIL import Image
 
-    kind = IMAGE_FORMATS.get(Path(path).suffix.lower())
-    if kind is None:
-        raise ValueError(f"{path}: images are written as .png, .jpg, .webp or .tif")
+    kind = image_kind(path)
     options = {"PNG": {"compress_level": 1 if fast else 6}, "JPEG": {"quality": 92}, "WEBP": {"quality": 92}}
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format=kind, **options.get(kind, {}))
