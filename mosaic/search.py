@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic.pipeline import Built, load_built
-from vj.core.media import media_frames
+from vj.core.media import MediaError, media_frames
 from vj.core.onnx import FeatureModel
 from vj.core.runs import MosaicRun
 
@@ -150,7 +150,10 @@ class Searcher:
         return cls(load_built(run), run)
 
     def image(self, path: Path) -> np.ndarray:
-        return next(media_frames(path, size=self.size))  # a still, or a video's first frame
+        try:
+            return next(media_frames(path, size=self.size))  # a still, or a video's first frame
+        except MediaError as exc:
+            raise MediaError(f"{path}: {exc}") from None
 
     def query(self, image: Path, plus: list[Path] = (), minus: list[Path] = (), k: int = 8,
               max_distance: float | None = None) -> Result:

@@ -59,6 +59,8 @@ def test_presets_check_reads_the_kind_from_the_content_and_checks_every_action(t
     assert proc.returncode == 1 and "2 ok, 1 with errors" in out, out + proc.stderr
     assert "ok    " in out and "my-cues.toml" in out and "quick.toml" in out
     assert "phto" in out and "red" in out  # the unknown genre named, with the known ones
+    proc = run_vj("presets", "check", str(tmp_path))  # a show's folder: every TOML in it
+    assert proc.returncode == 1 and "2 ok, 1 with errors" in proc.stdout
     scene.write_text(scene.read_text().replace("genre phto", "genre red"))
     proc = run_vj("presets", "check", str(scene))
     assert proc.returncode == 0

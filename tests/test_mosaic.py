@@ -384,6 +384,8 @@ def test_cli_poster_plot_and_query(built, tmp_path):
     assert lines[0].split() == ["rank", "distance", "time", "source"]  # a header, then the best match first
     assert lines[1].split()[0] == "1" and b.index[0][0] in lines[1]
     assert (tmp_path / "sheet.png").exists()
+    proc = run_vj("mosaic", "query", "m", str(tmp_path / "nope.png"), "--runs", str(runs_dir))
+    assert proc.returncode == 2 and proc.stderr.strip() == f"vj: error: {tmp_path / 'nope.png'}: no such file"
 
 
 def test_animated_frames_have_the_right_size_and_move(built):

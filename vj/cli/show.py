@@ -79,9 +79,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     psub = presets.add_subparsers(dest="presets_cmd", required=True, metavar="{check}")
     check = psub.add_parser("check", help="validate every preset file (or the ones given)",
                             description="Validate preset files: every key, value, action, genre and cue name.",
-                            epilog="examples:\n  vj presets check\n  vj presets check my-show.toml --cues cues.toml\n",
+                            epilog="examples:\n  vj presets check\n  vj presets check my-show.toml --cues cues.toml\n"
+                                   "  vj presets check ~/shows/friday/           # every TOML in it\n",
                             formatter_class=fmt)
-    check.add_argument("files", nargs="*", type=Path, help="TOML files to check (default: every file in presets/)")
+    check.add_argument("files", nargs="*", type=Path, help="TOML files or folders of them to check (default: every "
+                       "file in presets/)")
     check.add_argument("--cues", type=Path, help="a cue list whose names the scenes' keys may fire (default: none)")
     check.set_defaults(func=cmd_presets_check)
 
@@ -224,7 +226,8 @@ def preset_kind(path: Path) -> str:
 def cmd_presets_check(args) -> int:
     from vj.core.config import ConfigError
 
-    files = args.files or sorted(PRESETS.rglob("*.toml"))
+    files = [f for given in (args.files or [PRESETS])  # a folder: every TOML in it (a show's own folder)
+             for f in (sorted(given.rglob("*.toml")) if given.is_dir() else [given])]
     bad = 0
     for f in files:
         shown = f.resolve().relative_to(ROOT) if f.resolve().is_relative_to(ROOT) else f

@@ -230,6 +230,8 @@ def read_image(path: str | Path, size: int | tuple[int, int] | None = None, crop
             if want is not None:  # a JPEG decodes at 1/2..1/8 scale when that still covers the size: an 80 MP
                 im.draft("RGB", want)  # photo for a 64 px frame takes 60 MB and 0.07 s, not 1.1 GB and 0.8 s
             arr = np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise MediaError("no such file") from None
     except Image.DecompressionBombError:
         raise MediaError(f"too large to read (over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels)") from None
     except (UnidentifiedImageError, OSError) as exc:
