@@ -71,8 +71,9 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     stop.add_argument("--until", metavar="HH:MM", help="stop at this local time (the queue shares it)")
     stop.add_argument("--hours", type=arg_number(0.001, 24 * 365), help="stop after H hours (the queue shares it)")
     t.add_argument("--batch", type=arg_number(1, 4096, int), help="batch size (default: the profile's; 64 with --profile none)")
-    t.add_argument("--fps", type=arg_number(0.01, 120), help="frames per second of video to cache (default: the profile's, fitted "
-                                                                "to the library; 10 with --profile none)")
+    t.add_argument("--fps", type=arg_number(0.01, 120),
+                   help="frames per second of video to cache (default: the profile's, fitted to the library; 10 "
+                        "with --profile none)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
     t.add_argument("--augment", help="DiffAugment policy: any of color,translation,cutout, e.g. translation,color (small genres; "
                                         "default: the profile's; none with --profile none)")

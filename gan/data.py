@@ -131,5 +131,6 @@ def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: flo
     frames = np.memmap(data_path, np.uint8, "r", shape=(index["total"], size, size, 3))
     cached = len(live) - len(used)
     n = len(active)
-    report = skip_report([Path(v["path"]) for v in live], skipped) + f" ({cached} from cache), {n} frame{'s' * (n != 1)}"
+    report = (skip_report([Path(v["path"]) for v in live], skipped)
+              + f" ({cached} from cache), {n} frame{'s' * (n != 1)}")
     return FrameCache(out_dir, frames, active, report)

@@ -119,7 +119,8 @@ def atomic_write_bytes(path: Path, data: bytes, keep: int = 0) -> None:
             free = shutil.disk_usage(path.parent).free
             raise DiskFull(exc.errno, f"disk full writing {path}: it needs {_mb(keep + len(data))}, {_mb(free)} "
                                       f"free (the previous {path.name} is kept)") from None
-        if exc.filename is not None and str(exc.filename) == str(tmp) and exc.errno:  # name the file being written, not its hidden temp
+        if exc.filename is not None and str(exc.filename) == str(tmp) and exc.errno:
+            # the error names the file being written, not its hidden temp
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
