@@ -18,8 +18,10 @@ log = logging.getLogger("vj")
 
 SIZES = {"dcgan": (64, 96, 128), "fastgan": (128, 256, 512, 1024)}
 # keys that fix the networks' shapes: a checkpoint is only ever loaded into these
-SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf", "upsample")
+SHAPE_KEYS = ("arch", "size", "nz", "ngf", "ndf", "upsample", "d_norm")
 UPSAMPLES = ("deconv", "resize", "bilinear")  # how DCGAN's generator doubles its side (gan.model builds each)
+D_NORMS = ("batch", "spectral")  # how DCGAN's discriminator keeps its scale (gan.model builds each)
+DCGAN_ONLY = {"upsample": "deconv", "d_norm": "batch"}  # DCGAN's settings, their defaults: FastGAN has its own ways
 # what a resumed run may change: how long, how often, where; everything else is the run's own
 RESUMABLE = ("epochs", "hours", "until", "ckpt_minutes", "samples_per_epoch", "max_samples", "device", "compile",
              "cuda_graph", "precision", "kid_minutes", "kid_epochs", "clip_seconds")
@@ -59,6 +61,9 @@ class TrainConfig:
                                  # resize (nearest neighbour, then a 3x3 convolution: no checkerboard) or bilinear
                                  # (interpolation, then a 3x3 convolution: for soft material like plasma; it
                                  # blurs sharp edges and small dots)
+    d_norm: str = "batch"        # DCGAN's discriminator: batch (the seed's BatchNorm) or spectral (spectral
+                                 # normalisation, Miyato et al. 2018, no BatchNorm: each image judged alone;
+                                 # sharper type and hard edges, slower on colour fields like plasma)
     lr: float = 2e-4             # Adam learning rate for both networks (Radford et al.)
     beta1: float = 0.5           # Adam beta1 (Radford et al.)
     augment: str = ""            # DiffAugment policy applied to real and fake: any of color,translation,cutout
@@ -104,6 +109,7 @@ class TrainConfig:
                   (self.epochs > 0 or self.hours > 0 or bool(self.until), "epochs 0 needs a deadline (hours or until)"),
                   (0 <= self.ema < 1, "ema must be 0 (off) or more, below 1"),
                   (self.upsample in UPSAMPLES, f"upsample {self.upsample!r} is not one of {', '.join(UPSAMPLES)}"),
+                  (self.d_norm in D_NORMS, f"d_norm {self.d_norm!r} is not one of {', '.join(D_NORMS)}"),
                   (self.precision in ("auto", "fp32", "bf16"), f"precision {self.precision!r} is not one of auto, fp32, bf16"),
                   (self.kid_minutes >= 0 and self.kid_epochs >= 0 and self.clip_seconds >= 0,
                    "kid_minutes, kid_epochs and clip_seconds must be 0 or more")]
@@ -196,11 +202,12 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     arch = values.get("arch", chosen.get("arch", base.arch))
     if "size" in chosen and arch in SIZES and chosen["size"] not in SIZES[arch]:  # the profile's size is its arch's
         chosen["size"] = SIZES[arch][0]  # --arch fastgan on the cpu profile: 128 px, not DCGAN's 64
-    if arch == "fastgan":  # upsample is DCGAN's alone
-        if values.get("upsample", "deconv") != "deconv":
-            raise ValueError(f"{where}: upsample = {values['upsample']!r} is DCGAN's setting: FastGAN's generator "
-                             f"upsamples its own way (leave upsample out)")
-        chosen.pop("upsample", None)
+    if arch == "fastgan":
+        for key, default in DCGAN_ONLY.items():
+            if values.get(key, default) != default:
+                raise ValueError(f"{where}: {key} = {values[key]!r} is DCGAN's setting: FastGAN's networks have "
+                                 f"their own (leave {key} out)")
+            chosen.pop(key, None)
     shown = {}
     if profile in PROFILES and "fps" not in values and data is not None:
         seconds, stills = data

@@ -377,14 +377,14 @@ class Trainer:
         return self._fastgan_step(real, part) if self.fastgan else self._dcgan_step(real)
 
     def _dcgan_step(self, real: torch.Tensor) -> torch.Tensor:
-        """DCGAN's step: BCE on logits, real and fake in separate BatchNorm batches."""
+        """DCGAN's step: BCE on logits, real and fake in separate D calls (BatchNorm's batches, as DCGAN)."""
         cfg, b = self.cfg, real.shape[0]
         aug = self._augment
         z = torch.randn(b, cfg.nz, device=self.device)
         ones, zeros = torch.ones(b, device=self.device), torch.zeros(b, device=self.device)
         with self.amp:
             fake = self.G_train(z)
-        # D: real and fake in separate BatchNorm batches (as DCGAN); under DDP one gradient all-reduce
+        # D: real and fake in separate calls (as DCGAN); under DDP one gradient all-reduce
         self.optD.zero_grad(set_to_none=True)
         no_sync = self.D_train.no_sync if self.world > 1 else contextlib.nullcontext
         with no_sync():

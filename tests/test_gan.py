@@ -65,12 +65,13 @@ def test_train_writes_samples_checkpoint_log_and_clips(genre_videos, tmp_path):
     assert count_frames(tmp_path / "w.mp4") == 12
 
 
-def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path, monkeypatch):
+@pytest.mark.parametrize("d_norm", ["batch", "spectral"])
+def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path, monkeypatch, d_norm):
     import gan.augment
 
     monkeypatch.setattr(gan.augment, "ADA_TARGET", -1.0)  # p rises at every step: its state must resume too
     straight, split = tmp_path / "a", tmp_path / "b"
-    cfg = replace(tiny_cfg(genre_videos["tunnel"]), augment="translation,color", adaptive="color")
+    cfg = replace(tiny_cfg(genre_videos["tunnel"]), augment="translation,color", adaptive="color", d_norm=d_norm)
     train_genre(replace(cfg, epochs=4), straight, progress=False)
     first = train_genre(replace(cfg, epochs=2), split, progress=False)
     assert first.status == "done" and first.epoch == 2
@@ -111,7 +112,9 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
     run = tmp_path / "old"
     train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
     ckpt = torch.load(run / "ckpt.pt", weights_only=True)
-    del ckpt["G_ema"], ckpt["cfg"]["upsample"], ckpt["aug"], ckpt["cfg"]["adaptive"]  # as an earlier release wrote it
+    del ckpt["G_ema"], ckpt["aug"]  # as an earlier release wrote it
+    for key in ("upsample", "adaptive", "d_norm"):
+        del ckpt["cfg"][key]
     torch.save(ckpt, run / "ckpt.pt")
     rows = [line.split(",") for line in (run / "log.csv").read_text().splitlines()]
     (run / "log.csv").write_text("".join(",".join(r[:-1]) + "\n" for r in rows))  # its log had no aug_p
@@ -122,6 +125,8 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
     assert header.endswith(",spread,aug_p") and [r.split(",")[0] for r in rows] == ["1", "2"]
     with pytest.raises(ValueError, match="the checkpoint has upsample = 'deconv', the run's settings say 'resize'"):
         Trainer(run, tiny_cfg(genre_videos["tunnel"], upsample="resize"), resume=True, progress=False)
+    with pytest.raises(ValueError, match="the checkpoint has d_norm = 'batch', the run's settings say 'spectral'"):
+        Trainer(run, tiny_cfg(genre_videos["tunnel"], d_norm="spectral"), resume=True, progress=False)
 
 
 def test_existing_run_needs_resume(genre_videos, tmp_path):
@@ -402,6 +407,32 @@ def test_the_resize_doubling_is_an_upsampling_then_a_3x3_convolution_borders_inc
         ResizeConv(5, 4, "bicubic")
 
 
+def test_a_spectral_discriminator_judges_each_image_alone_with_unit_spectral_norms():
+    import copy
+
+    from gan.model import Discriminator
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 64, 64)
+    for norm, alone in (("spectral", True), ("batch", False)):
+        d = Discriminator(64, ndf=8, norm=norm)
+        d.apply(init_weights)
+        whole, first = copy.deepcopy(d)(x)[:1], copy.deepcopy(d)(x[:1])  # training mode, as in a step
+        assert torch.allclose(whole, first, atol=1e-5) == alone, norm  # BatchNorm judges by the batch
+    d = Discriminator(64, ndf=8, norm="spectral")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    d.apply(init_weights)
+    raw = [m.parametrizations.weight.original for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(raw) == 5 and all(abs(float(w.detach().std()) - 0.02) < 0.005 for w in raw)  # DCGAN's init, raw weights
+    for _ in range(30):  # the power iteration, one step a call, converges
+        d(x)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    sigmas = [float(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)) for m in convs]
+    assert all(abs(s - 1) < 0.02 for s in sigmas), sigmas
+    with pytest.raises(ValueError, match="norm 'layer' is not one of batch, spectral"):
+        Discriminator(64, norm="layer")
+
+
 @pytest.mark.parametrize("upsample", ["deconv", "resize", "bilinear"])
 def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch, upsample):
     torch.manual_seed(0)
@@ -453,10 +484,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path):
+@pytest.mark.parametrize("d_norm", ["batch", "spectral"])
+def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path, d_norm):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "vj", "gan", "train", str(genre_videos["tunnel"]), "--genre",
-           "ddp", "--runs", str(tmp_path), "--epochs", "2", "--device", "cpu", *TINY]
+           "ddp", "--runs", str(tmp_path), "--epochs", "2", "--device", "cpu", "--set", f"d_norm={d_norm}", *TINY]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -484,20 +516,21 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-@pytest.mark.parametrize("arch, upsample", [("dcgan", "deconv"), ("dcgan", "resize"), ("dcgan", "bilinear"),
-                                            ("fastgan", "deconv")],
-                         ids=["dcgan", "dcgan-resize", "dcgan-bilinear", "fastgan"])
-def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample):
+@pytest.mark.parametrize("arch, upsample, d_norm", [("dcgan", "deconv", "batch"), ("dcgan", "resize", "spectral"),
+                                                    ("dcgan", "bilinear", "batch"), ("fastgan", "deconv", "batch")],
+                         ids=["dcgan", "dcgan-resize-spectral", "dcgan-bilinear", "fastgan"])
+def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample, d_norm):
     """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG);
     FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps. The
     `resize` and `bilinear` generators build their transposed kernels from their 3x3 weights inside the graph,
-    at every replay."""
+    at every replay, and a spectrally normalised D runs its power iteration there."""
     size, batch, steps = (64, 16, 8) if arch == "dcgan" else (128, 8, 16)
     frames = np.random.default_rng(0).integers(0, 256, (4 * batch, size, size, 3), dtype=np.uint8)
     runs = {}
     for graphed in (False, True):
         cfg = TrainConfig(genre="g", arch=arch, size=size, batch=batch, nz=64, ngf=16, ndf=16, n_fixed=16,
-                          augment="color,translation,cutout", device="cuda", cuda_graph=graphed, upsample=upsample)
+                          augment="color,translation,cutout", device="cuda", cuda_graph=graphed, upsample=upsample,
+                          d_norm=d_norm)
         tr = Trainer(tmp_path / str(graphed), cfg, progress=False)
         assert tr.graphed == graphed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -508,6 +541,7 @@ def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample):
             stats.append(tr.train_batch(store, torch.arange(i % 4 * batch, (i % 4 + 1) * batch, device="cuda")))
             tr.step += 1  # as the loop counts: the weight average's ramp, read by the graph at every replay
         nets = {**{f"G.{k}": v for k, v in tr.G.state_dict().items()},
+                **{f"D.{k}": v for k, v in tr.D.state_dict().items()},
                 **{f"G_ema.{k}": v for k, v in tr.G_ema.state_dict().items()}}
         runs[graphed] = (torch.stack(stats).cpu(), {k: v.float().cpu() for k, v in nets.items()})
         if graphed:
@@ -806,10 +840,15 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
     assert settings({"genre": "g", "videos": "/v", "device": "cuda"}).arch == "fastgan"
     fast = settings({"genre": "g", "videos": "/v", "arch": "fastgan"})  # the cpu profile, FastGAN
     assert fast.arch == "fastgan" and fast.size == 128  # FastGAN's smallest, not the profile's DCGAN 64 px
-    assert fast.upsample == "deconv"  # not the profile's DCGAN doubling, unused
+    assert cfg.d_norm == "batch" and settings({"genre": "g", "videos": "/v", "d_norm": "spectral"}).d_norm == "spectral"
+    assert (fast.upsample, fast.d_norm) == ("deconv", "batch")  # not the profile's DCGAN layers, unused
     assert settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 256}).size == 256
-    with pytest.raises(ValueError, match="upsample = 'bilinear' is DCGAN's setting: FastGAN's generator"):
+    with pytest.raises(ValueError, match="upsample = 'bilinear' is DCGAN's setting: FastGAN's networks"):
         settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 128, "upsample": "bilinear"})
+    with pytest.raises(ValueError, match="d_norm = 'spectral' is DCGAN's setting"):
+        settings({"genre": "g", "videos": "/v", "arch": "fastgan", "d_norm": "spectral"})
+    with pytest.raises(ValueError, match="d_norm 'layer' is not one of batch, spectral"):
+        settings({"genre": "g", "videos": "/v", "d_norm": "layer"})
 
 
 def test_the_profile_fits_its_frame_rate_to_the_library_and_a_users_fps_wins(monkeypatch, genre_videos):
