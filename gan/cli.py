@@ -22,7 +22,7 @@ examples:
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
   vj gan train ~/loops/plasma --set upsample=bilinear               # soft material: smoother generator
-  vj gan train ~/loops/type --set d_norm=spectral                   # type: D without BatchNorm, crisper letters
+  vj gan train ~/loops/type --preset presets/genres/typography.toml # its settings on your loops (d_norm=spectral)
   vj gan train ~/posters --genre posters --arch fastgan             # a folder of stills (few-shot)
   vj gan train ~/loops/type --preset presets/genres/overnight-gpu.toml --until 07:30
   vj gan train --genre particles --resume                          # continue with the run's own settings
@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                    "(one frame each), or both (not needed with --resume)")
     t.add_argument("--genre", help="genre name (default: the folder's name, e.g. 'my loops' -> my-loops)")
     t.add_argument("--preset", action="append", type=Path, default=[],
-                   help="genre preset TOML (presets/genres/*.toml); repeat to queue several")
+                   help="genre preset TOML (presets/genres/*.toml); repeat to queue several; with a folder: its "
+                        "settings on that folder")
     t.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
     t.add_argument("--profile", choices=("auto", "cpu", "gpu", "none"),
                    help="settings that learn on this machine (default auto: gpu with a CUDA device, else cpu; "
@@ -167,13 +168,25 @@ def _jobs(args) -> list:
         flags.setdefault("epochs", 0)  # the deadline decides
     presets = [(preset_values(p), str(p)) for p in args.preset]
     # a preset that names its videos is a genre of the queue; one that does not (quick-cpu, overnight-gpu)
-    # is settings for the folders given on the command line
+    # is settings for the folders given on the command line, and so is a genre preset given with folders
+    # (its settings on your loops: vj gan train ~/loops/type --preset presets/genres/typography.toml)
     bases = [(v, w) for v, w in presets if v.get("videos")]
     shared = {k: v for values, _ in presets if not values.get("videos") for k, v in values.items()}
     if len(args.videos) > 1 and args.genre:
         raise ValueError("--genre names one genre; with several folders each genre is named after its folder")
+    named = None
+    if args.videos and bases:
+        if len(bases) > 1:
+            raise ValueError(f"{bases[0][1]} and {bases[1][1]} name their own videos: give them without folders "
+                             f"(a queue of their genres), or one of them with your folders")
+        (values, where), bases = bases[0], []
+        shared.update({k: v for k, v in values.items() if k not in ("videos", "genre")})
+        named = values.get("genre") if len(args.videos) == 1 else None
+        log.info("%s: its settings for %s (not its videos = %s)", where, ", ".join(map(str, args.videos)),
+                 values["videos"])
     for folder in args.videos:
-        bases.append(({**shared, "videos": str(folder), "genre": args.genre or _genre_of(folder)}, str(folder)))
+        genre = args.genre or named or _genre_of(folder)
+        bases.append(({**shared, "videos": str(folder), "genre": genre}, str(folder)))
     if shared and not args.videos:
         raise ValueError("the preset names no videos: give the genre's folder too, e.g. vj gan train ~/loops/x "
                          f"--preset {args.preset[0]}")
@@ -240,7 +253,7 @@ def _media_of(videos, genre, run, where: str) -> list[Path]:
         if not named:
             raise
         advice = ("did the loops move? edit videos there" if Path(where) == run.config else
-                  f"edit it there, or give the folder: vj gan train FOLDER --genre {genre}")
+                  f"edit it there, or give your folder with it: vj gan train FOLDER --preset {where}")
         raise MediaError(f"{named}no such folder ({advice})") from None
     if videos and not files:
         raise MediaError(f"{named or f'{videos}: '}no videos or images found (genre {genre}); nothing was started")

@@ -266,8 +266,19 @@ def test_a_run_records_its_folder_so_it_resumes_from_anywhere_and_a_presets_fold
     preset.write_text('genre = "p"\nvideos = "~/no-such-loops-here"\n')
     proc = run_vj("gan", "train", "--preset", str(preset), "--runs", str(runs))
     assert proc.returncode == 2 and proc.stderr.strip().endswith(
-        f"{preset}: videos = ~/no-such-loops-here: no such folder (edit it there, or give the folder: vj gan train "
-        "FOLDER --genre p)")
+        f"{preset}: videos = ~/no-such-loops-here: no such folder (edit it there, or give your folder with it: vj "
+        f"gan train FOLDER --preset {preset})")
+    # ... as it says: the preset's settings and genre on the folder given
+    preset.write_text('genre = "p"\nvideos = "~/no-such-loops-here"\nd_norm = "spectral"\nngf = 8\nndf = 8\n')
+    proc = run_vj("gan", "train", "loops", "--preset", str(preset), "--runs", str(runs), "--epochs", "1",
+                  "--no-progress", "--fps", "4", cwd=tmp_path)
+    assert proc.returncode == 0 and "p: done at epoch 1" in proc.stderr, proc.stderr[-2000:]
+    saved = (runs / "gan" / "p" / "config.toml").read_text()
+    assert 'd_norm = "spectral"' in saved and f'videos = "{tmp_path / "loops"}"' in saved
+    two = tmp_path / "q.toml"
+    two.write_text('genre = "q"\nvideos = "~/other-loops"\n')
+    proc = run_vj("gan", "train", "loops", "--preset", str(preset), "--preset", str(two), "--runs", str(runs))
+    assert proc.returncode == 2 and f"{preset} and {two} name their own videos" in proc.stderr
 
 
 def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
