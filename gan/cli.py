@@ -156,7 +156,8 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(args) -> list:
-    from gan.config import TrainConfig, load_run_config, preset_values, resume_config, settings, with_clip_length
+    from gan.config import (TrainConfig, layered, load_run_config, preset_values, resume_config, settings,
+                            with_clip_length)
     from gan.data import library_size
     from gan.model import pick_device
     from vj.core.config import build, parse_sets
@@ -171,7 +172,6 @@ def _jobs(args) -> list:
     # is settings for the folders given on the command line, and so is a genre preset given with folders
     # (its settings on your loops: vj gan train ~/loops/type --preset presets/genres/typography.toml)
     bases = [(v, w) for v, w in presets if v.get("videos")]
-    shared = {k: v for values, _ in presets if not values.get("videos") for k, v in values.items()}
     if len(args.videos) > 1 and args.genre:
         raise ValueError("--genre names one genre; with several folders each genre is named after its folder")
     named = None
@@ -180,10 +180,12 @@ def _jobs(args) -> list:
             raise ValueError(f"{bases[0][1]} and {bases[1][1]} name their own videos: give them without folders "
                              f"(a queue of their genres), or one of them with your folders")
         (values, where), bases = bases[0], []
-        shared.update({k: v for k, v in values.items() if k not in ("videos", "genre")})
         named = values.get("genre") if len(args.videos) == 1 else None
         log.info("%s: its settings for %s (not its videos = %s)", where, ", ".join(map(str, args.videos)),
                  values["videos"])
+    # the settings for the folders, a later preset's over an earlier one's
+    shared = layered(*({k: v for k, v in values.items() if k not in ("videos", "genre")}
+                       for values, _ in presets if args.videos or not values.get("videos")))
     for folder in args.videos:
         genre = args.genre or named or _genre_of(folder)
         bases.append(({**shared, "videos": str(folder), "genre": genre}, str(folder)))

@@ -188,6 +188,19 @@ def fps_for_data(fps: float, seconds: float, stills: int, size: int) -> float:
     return float(f"{max(MIN_FPS, (cap - stills) / seconds):.3g}")
 
 
+def layered(*layers: dict) -> dict:
+    """Settings layered in order, a later layer's values over an earlier one's. A later ``augment`` keeps of
+    an earlier ``adaptive`` only the ops it still has (the cpu profile's adaptive colour under a policy
+    without colour: none adaptive), unless the later layer names ``adaptive`` itself."""
+    out: dict = {}
+    for values in layers:
+        if "augment" in values and "adaptive" not in values and "adaptive" in out:
+            ops = str(values["augment"]).split(",")
+            out["adaptive"] = ",".join(op for op in str(out["adaptive"]).split(",") if op in ops)
+        out.update(values)
+    return out
+
+
 def settings(values: dict, where: str = "command line", base: TrainConfig | None = None,
              data: tuple[float, int] | None = None) -> TrainConfig:
     """A new run's settings: the defaults, then the profile's, then ``values`` (a preset's, the flags); what
@@ -195,10 +208,8 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     of video and number of stills, which fit the profile's ``fps`` to it (``fps_for_data``)."""
     base = base or TrainConfig()
     profile = resolve_profile(str(values.get("profile", base.profile)), str(values.get("device", base.device)))
-    chosen = {k: v for k, v in PROFILES.get(profile, {}).items() if k not in values}
-    if "adaptive" in chosen and "augment" in values:  # the user's own policy: the profile's adaptive ops in it
-        ops = str(values["augment"]).split(",")
-        chosen["adaptive"] = ",".join(op for op in chosen["adaptive"].split(",") if op in ops)
+    # what the profile decides: its values the user did not give (its adaptive ops kept to the user's augment)
+    chosen = {k: v for k, v in layered(PROFILES.get(profile, {}), values).items() if k not in values}
     arch = values.get("arch", chosen.get("arch", base.arch))
     if "size" in chosen and arch in SIZES and chosen["size"] not in SIZES[arch]:  # the profile's size is its arch's
         chosen["size"] = SIZES[arch][0]  # --arch fastgan on the cpu profile: 128 px, not DCGAN's 64

@@ -281,6 +281,25 @@ def test_a_run_records_its_folder_so_it_resumes_from_anywhere_and_a_presets_fold
     assert proc.returncode == 2 and f"{preset} and {two} name their own videos" in proc.stderr
 
 
+def test_presets_with_a_folder_are_its_settings_a_later_one_over_an_earlier_one(genre_videos, tmp_path):
+    from gan.cli import _jobs
+    from vj.cli import build_parser
+    from vj.core.config import PRESETS
+
+    def jobs(*argv):
+        return _jobs(build_parser().parse_args(["gan", "train", *map(str, argv), "--runs", str(tmp_path)]))
+
+    cpu, typo = PRESETS / "genres" / "quick-cpu.toml", PRESETS / "genres" / "typography.toml"
+    [(cfg, run)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--preset", typo)
+    assert (cfg.genre, cfg.size, cfg.d_norm, cfg.videos) == ("typography", 96, "spectral", str(genre_videos["tunnel"]))
+    assert (cfg.augment, cfg.adaptive) == ("translation,cutout", "")  # quick-cpu's adaptive colour: not in it
+    [(cfg, run)] = jobs(genre_videos["tunnel"], "--preset", typo, "--preset", cpu, "--genre", "mine")
+    assert (cfg.genre, cfg.size, cfg.d_norm, run.name) == ("mine", 64, "spectral", "mine")
+    assert (cfg.augment, cfg.adaptive) == ("translation,color", "color")
+    both = jobs(genre_videos["tunnel"], genre_videos["plasma"], "--preset", typo)  # each named after its folder
+    assert [(c.genre, c.d_norm) for c, _ in both] == [("tunnel", "spectral"), ("plasma", "spectral")]
+
+
 def test_nan_loss_stops_the_genre_and_keeps_the_last_good_checkpoint(genre_videos, tmp_path, monkeypatch):
     train_genre(tiny_cfg(genre_videos["plasma"], epochs=1), tmp_path, progress=False)
     good = state(tmp_path)
