@@ -216,7 +216,7 @@ def _jobs(args) -> list:
             files = _media_of(base.get("videos"), base.get("genre"), run, where)
             if base.get("videos"):  # the run records where its loops are, so a resume works from any folder
                 base = {**base, "videos": str(Path(base["videos"]).expanduser().resolve())}
-            cfg = with_clip_length(settings({**base, **flags}, where, data=library_size(files, run.name)))
+            cfg = with_clip_length(settings(layered(base, flags), where, data=library_size(files, run.name)))
         if not cfg.genre or not cfg.videos:
             raise ValueError(f"{where}: a genre needs both 'genre' and 'videos'")
         jobs.append((cfg, run))

@@ -296,6 +296,8 @@ def test_presets_with_a_folder_are_its_settings_a_later_one_over_an_earlier_one(
     [(cfg, run)] = jobs(genre_videos["tunnel"], "--preset", typo, "--preset", cpu, "--genre", "mine")
     assert (cfg.genre, cfg.size, cfg.d_norm, run.name) == ("mine", 64, "spectral", "mine")
     assert (cfg.augment, cfg.adaptive) == ("translation,color", "color")
+    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--augment", "translation")  # a flag: the same rule
+    assert (cfg.augment, cfg.adaptive) == ("translation", "")
     both = jobs(genre_videos["tunnel"], genre_videos["plasma"], "--preset", typo)  # each named after its folder
     assert [(c.genre, c.d_norm) for c, _ in both] == [("tunnel", "spectral"), ("plasma", "spectral")]
 
