@@ -191,12 +191,16 @@ def fps_for_data(fps: float, seconds: float, stills: int, size: int) -> float:
 def layered(*layers: dict) -> dict:
     """Settings layered in order, a later layer's values over an earlier one's. A later ``augment`` keeps of
     an earlier ``adaptive`` only the ops it still has (the cpu profile's adaptive colour under a policy
-    without colour: none adaptive), unless the later layer names ``adaptive`` itself."""
+    without colour: none adaptive), and a later FastGAN ``arch`` drops an earlier layer's DCGAN settings (a
+    preset's ``upsample`` or ``d_norm`` under ``--arch fastgan``), unless the later layer names them itself."""
     out: dict = {}
     for values in layers:
         if "augment" in values and "adaptive" not in values and "adaptive" in out:
             ops = str(values["augment"]).split(",")
             out["adaptive"] = ",".join(op for op in str(out["adaptive"]).split(",") if op in ops)
+        if values.get("arch", "dcgan") != "dcgan":
+            for key in DCGAN_ONLY.keys() - values.keys():
+                out.pop(key, None)
         out.update(values)
     return out
 

@@ -298,6 +298,12 @@ def test_presets_with_a_folder_are_its_settings_a_later_one_over_an_earlier_one(
     assert (cfg.augment, cfg.adaptive) == ("translation,color", "color")
     [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--augment", "translation")  # a flag: the same rule
     assert (cfg.augment, cfg.adaptive) == ("translation", "")
+    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", typo, "--arch", "fastgan", "--size", "256")
+    assert (cfg.arch, cfg.d_norm, cfg.augment) == ("fastgan", "batch", "translation,cutout")  # its DCGAN D left out
+    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan", "--size", "128")
+    assert (cfg.arch, cfg.upsample) == ("fastgan", "deconv")  # quick-cpu's upsample = "resize" left out
+    with pytest.raises(ValueError, match="d_norm = 'spectral' is DCGAN's setting"):  # given with it: refused
+        jobs(genre_videos["tunnel"], "--arch", "fastgan", "--set", "d_norm=spectral")
     both = jobs(genre_videos["tunnel"], genre_videos["plasma"], "--preset", typo)  # each named after its folder
     assert [(c.genre, c.d_norm) for c, _ in both] == [("tunnel", "spectral"), ("plasma", "spectral")]
 
