@@ -192,7 +192,8 @@ def layered(*layers: dict) -> dict:
     """Settings layered in order, a later layer's values over an earlier one's. A later ``augment`` keeps of
     an earlier ``adaptive`` only the ops it still has (the cpu profile's adaptive colour under a policy
     without colour: none adaptive), and a later FastGAN ``arch`` drops an earlier layer's DCGAN settings (a
-    preset's ``upsample`` or ``d_norm`` under ``--arch fastgan``), unless the later layer names them itself."""
+    preset's ``upsample`` or ``d_norm`` under ``--arch fastgan``) and a ``size`` that is not one of its own
+    (quick-cpu's 64 px: FastGAN's smallest instead), unless the later layer names them itself."""
     out: dict = {}
     for values in layers:
         if "augment" in values and "adaptive" not in values and "adaptive" in out:
@@ -201,6 +202,8 @@ def layered(*layers: dict) -> dict:
         if values.get("arch", "dcgan") != "dcgan":
             for key in DCGAN_ONLY.keys() - values.keys():
                 out.pop(key, None)
+            if "size" in out and "size" not in values and out["size"] not in SIZES.get(values["arch"], (out["size"],)):
+                out.pop("size")
         out.update(values)
     return out
 
@@ -215,7 +218,7 @@ def settings(values: dict, where: str = "command line", base: TrainConfig | None
     # what the profile decides: its values the user did not give (its adaptive ops kept to the user's augment)
     chosen = {k: v for k, v in layered(PROFILES.get(profile, {}), values).items() if k not in values}
     arch = values.get("arch", chosen.get("arch", base.arch))
-    if "size" in chosen and arch in SIZES and chosen["size"] not in SIZES[arch]:  # the profile's size is its arch's
+    if "size" not in values and arch in SIZES and chosen.get("size", base.size) not in SIZES[arch]:
         chosen["size"] = SIZES[arch][0]  # --arch fastgan on the cpu profile: 128 px, not DCGAN's 64
     if arch == "fastgan":
         for key, default in DCGAN_ONLY.items():

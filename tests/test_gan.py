@@ -300,8 +300,12 @@ def test_presets_with_a_folder_are_its_settings_a_later_one_over_an_earlier_one(
     assert (cfg.augment, cfg.adaptive) == ("translation", "")
     [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", typo, "--arch", "fastgan", "--size", "256")
     assert (cfg.arch, cfg.d_norm, cfg.augment) == ("fastgan", "batch", "translation,cutout")  # its DCGAN D left out
-    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan", "--size", "128")
-    assert (cfg.arch, cfg.upsample) == ("fastgan", "deconv")  # quick-cpu's upsample = "resize" left out
+    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan", "--size", "256")
+    assert (cfg.arch, cfg.upsample, cfg.size) == ("fastgan", "deconv", 256)  # quick-cpu's upsample = "resize" left out
+    [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan")  # its 64 px: FastGAN's smallest
+    assert (cfg.arch, cfg.size, cfg.batch) == ("fastgan", 128, 8)
+    with pytest.raises(ValueError, match="size 64 is not one of fastgan's sizes"):  # given with it: refused
+        jobs(genre_videos["tunnel"], "--arch", "fastgan", "--size", "64")
     with pytest.raises(ValueError, match="d_norm = 'spectral' is DCGAN's setting"):  # given with it: refused
         jobs(genre_videos["tunnel"], "--arch", "fastgan", "--set", "d_norm=spectral")
     both = jobs(genre_videos["tunnel"], genre_videos["plasma"], "--preset", typo)  # each named after its folder
