@@ -331,6 +331,16 @@ class LiveShow:
         self.engine.close()
 
 
+# the faders shown (a collapsed group's are not) whose slider is under 60 px wide or that reach past their panel
+CRAMPED = """() => [...document.querySelectorAll('.control')].flatMap(c => {
+    const r = c.getBoundingClientRect(), panel = c.closest('section').getBoundingClientRect();
+    if (r.width === 0) return [];
+    const slider = c.querySelector('input[type=range]'), bad = [];
+    if (slider && slider.getBoundingClientRect().width < 60) bad.push(`${c.dataset.param}: slider ${slider.getBoundingClientRect().width} px`);
+    if (r.left < panel.left || r.right > panel.right - 4) bad.push(`${c.dataset.param}: past its panel`);
+    return bad; })"""
+
+
 @pytest.mark.skipif(_chromium_ok() is not None, reason=_chromium_ok() or "")
 def test_the_page_in_a_real_browser(show, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -377,6 +387,22 @@ def test_the_page_in_a_real_browser(show, tmp_path):
             page.wait_for_timeout(600)
             page.screenshot(path=str(tmp_path / "laptop.png"), full_page=True)
             other.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+            # every fader shown has a usable slider inside its panel, on a laptop, a tablet and a phone
+            tablet = browser.new_page(viewport={"width": 1024, "height": 768})
+            tablet.goto(url)
+            tablet.wait_for_selector("[data-param='master.fader'] input", timeout=20000)
+            for pg in (page, tablet, other):
+                cramped = pg.evaluate(CRAMPED)
+                assert not cramped, (pg.viewport_size, cramped)
+            tops = """() => Object.fromEntries(['stage', 'genres-section', 'master', 'tempo', 'layers-section'].map(
+                id => [id, document.getElementById(id).getBoundingClientRect().top]))"""
+            phone = other.evaluate(tops)  # one column: the show, its genres and master first
+            assert sorted(phone, key=phone.get) == ["stage", "genres-section", "master", "tempo", "layers-section"]
+            for pg in (page, tablet):  # two: the genres beside the show, the tempo right under it
+                wide = pg.evaluate(tops)
+                assert wide["genres-section"] == wide["stage"]
+                under = pg.evaluate("document.getElementById('stage').getBoundingClientRect().bottom")
+                assert 0 < wide["tempo"] - under < 20
             # a page of another origin (another port of this machine) cannot drive the show, by fetch or socket
             before = live.engine.store["master.fader"]
             with foreign_site(tmp_path, url) as evil_url:
