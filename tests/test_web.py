@@ -418,3 +418,50 @@ def test_the_page_in_a_real_browser(show, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "phone.png").size[0] == 390
+
+
+@pytest.mark.skipif(_chromium_ok() is not None, reason=_chromium_ok() or "")
+def test_the_monitor_in_a_real_browser(tmp_path):
+    """Each genre's card: its latest sample and learning clip, captioned; the losses; the KID curve with its
+    first and latest values, or a word on why there is none."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from vj.control.web import WebServer
+
+    for genre, kid_minutes in (("plasma", 2.0), ("life", 0.0)):
+        run_dir = tmp_path / "gan" / genre
+        (run_dir / "samples").mkdir(parents=True)
+        for e in range(1, 4):
+            Image.fromarray(np.full((16, 16, 3), e * 60, np.uint8)).save(run_dir / "samples" / f"epoch_{e:05d}.png")
+        (run_dir / "config.toml").write_text(f'genre = "{genre}"\nepochs = 300\nsize = 64\nkid_minutes = {kid_minutes}\n')
+        kid = (lambda e: f"{0.9 - e / 500:.4f}" if e % 100 == 1 else "") if kid_minutes else (lambda e: "")
+        (run_dir / "log.csv").write_text("epoch,step,loss_d,loss_g,d_x,d_g_z,images_per_s,elapsed_s,kid\n" + "".join(
+            f"{e},{9 * e},{1 + (e % 7) / 10},{2 - (e % 5) / 10},0.6,0.4,300.0,{e / 3:.2f},{kid(e)}\n" for e in range(1, 251)))
+    server = WebServer(None, "127.0.0.1", 0, runs=tmp_path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1024, "height": 700})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url)
+            page.wait_for_function("document.querySelectorAll('.run .kid-value').length === 2", timeout=20000)
+            page.wait_for_function("[...document.querySelectorAll('.run img')].every(i => i.naturalWidth > 0)",
+                                   timeout=20000)
+            cards = page.evaluate("""() => [...document.querySelectorAll('.run')].map(c => ({
+                genre: c.querySelector('h3').firstChild.textContent,
+                captions: [...c.querySelectorAll('figcaption')].map(f => f.textContent),
+                keys: c.querySelector('.keys').textContent,
+                lines: c.querySelectorAll('svg polyline').length,
+                kids: [...c.querySelectorAll('.kid-value')].map(t => t.textContent)}))""")
+            life, plasma = cards
+            assert plasma == {"genre": "plasma", "captions": ["latest: epoch 3", "learning clip"], "lines": 5,
+                              "keys": "loss dloss gKID 0.498", "kids": ["0.898", "0.498"]}
+            assert life["keys"] == "loss dloss gKID off" and life["lines"] == 4 and life["kids"] == []
+            page.screenshot(path=str(tmp_path / "monitor.png"), full_page=True)
+            assert not errors, errors
+            browser.close()
+    finally:
+        server.close()
+

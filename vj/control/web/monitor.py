@@ -39,6 +39,8 @@ def summary(run: GanRun) -> dict:
     out["hours"] = cfg.get("hours", 0)
     out["size"] = cfg.get("size")
     out["arch"] = cfg.get("arch", "dcgan")
+    kid_epochs, kid_minutes = cfg.get("kid_epochs", 0), cfg.get("kid_minutes", 0)
+    out["kid_every"] = f"{kid_epochs} epochs" if kid_epochs else f"{kid_minutes:g} min" if kid_minutes else "off"
     rows = tail_rows(run.log)
     last = rows[-1] if rows else {}
     out["epoch"] = int(float(last.get("epoch") or 0))
