@@ -208,16 +208,6 @@ def reconstruction_loss(recs, real: torch.Tensor, small: torch.Tensor, part: int
             + F.mse_loss(quarter.float(), at128(quarter_of(real, part)).float()))
 
 
-def init_weights(module: nn.Module) -> None:
-    """The paper's init: convolutions N(0, 0.02), BatchNorm weights N(1, 0.02)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        w = module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else module.weight
-        nn.init.normal_(w, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
 def bake(net: nn.Module) -> nn.Module:
     """Spectral normalisation folded into plain weights (in place): for export and fast inference."""
     for m in net.modules():

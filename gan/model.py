@@ -153,8 +153,8 @@ class Discriminator(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN init: conv weights N(0, 0.02) (a spectrally normalised one's raw weight), BatchNorm weights
-    N(1, 0.02), biases 0."""
+    """DCGAN's init, which FastGAN's paper keeps: conv weights N(0, 0.02) (a spectrally normalised one's raw
+    weight), BatchNorm weights N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         w = module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else module.weight
         nn.init.normal_(w, 0.0, 0.02)
@@ -167,10 +167,8 @@ def build_networks(cfg) -> tuple[nn.Module, nn.Module]:
     """(G, D) for a training config (``arch``, ``size``, ``nz``, ``ngf``, ``ndf``), freshly initialised."""
     if getattr(cfg, "arch", "dcgan") == "fastgan":
         G, D = fastgan.Generator(cfg.size, cfg.nz, cfg.ngf), fastgan.Discriminator(cfg.size, cfg.ndf)
-        G.apply(fastgan.init_weights)
-        D.apply(fastgan.init_weights)
-        return G, D
-    G, D = Generator(cfg.size, cfg.nz, cfg.ngf, cfg.upsample), Discriminator(cfg.size, cfg.ndf, cfg.d_norm)
+    else:
+        G, D = Generator(cfg.size, cfg.nz, cfg.ngf, cfg.upsample), Discriminator(cfg.size, cfg.ndf, cfg.d_norm)
     G.apply(init_weights)
     D.apply(init_weights)
     return G, D
