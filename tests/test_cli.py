@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import textwrap
 import time
 
 import pytest
 
-from conftest import ROOT, run_vj
+from conftest import ROOT, make_generator_ckpt, run_vj, solid_video
 from vj.core.media import count_frames
 
 
@@ -211,3 +212,60 @@ def test_every_example_in_the_readme_and_in_every_help_parses():
             if exc.code:
                 wrong.append(f"vj {example}: {said.getvalue().strip().splitlines()[-1]}")
     assert wrong == []
+
+
+def test_scene_plays_the_trained_genres_of_a_runs_folder(tmp_path):
+    from vj.scene import load_scene
+
+    runs, loops = tmp_path / "my runs", tmp_path / "loops [red]"  # a space and glob brackets in the paths
+    (loops / "more").mkdir(parents=True)
+    solid_video(loops / "red.mp4", (220, 30, 30))
+    solid_video(loops / "more" / "dark.mp4", (90, 10, 10))
+    (loops / "poster.png").write_bytes(b"a still trains a genre but is no clip")
+    make_generator_ckpt(runs / "gan" / "red" / "ckpt.pt", 1)
+    (runs / "gan" / "red" / "config.toml").write_text(f'genre = "red"\nvideos = "{loops}"\n')
+    solid_video(runs / "gan" / "blue" / "clips" / "learning.mp4", (30, 30, 220))  # clips, no generator yet
+    (runs / "gan" / "started").mkdir(parents=True)  # a run that never got going
+    out = tmp_path / "show" / "scene.toml"
+    proc = run_vj("scene", str(runs), "--out", str(out), check=True)
+    assert f"wrote {out}: 2 genres (keys 1-2: blue, red)" in proc.stdout
+    assert "started: left out" in proc.stdout and "no mosaic built yet" in proc.stdout
+    scene = load_scene(out)
+    assert scene.missing == [] and list(scene.genres) == ["blue", "red"] and scene.genre == "blue"
+    assert [c.name for c in scene.genres["red"].clips] == ["red.mp4", "dark.mp4"]  # not the still
+    assert scene.genres["red"].generator == runs / "gan" / "red" / "ckpt.pt" and scene.genres["blue"].generator is None
+    assert [layer.source for layer in scene.layers] == ["clip", "generator"]  # no mosaic: no mosaic layer
+    assert {k: v for k, v in scene.keys.items() if v.startswith("genre")} == {"1": "genre blue", "2": "genre red"}
+    before = out.read_text()
+    again = run_vj("scene", str(runs), "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr and out.read_text() == before  # nothing lost
+    render = run_vj("render", str(out), "--seconds", "1", "--size", "96x64", "--out", str(tmp_path / "a.mp4"),
+                    check=True, cwd=tmp_path / "show")
+    assert "failed while rendering" not in render.stderr and count_frames(tmp_path / "a.mp4") == 30
+
+
+def test_scene_shows_a_genres_own_mosaic_else_the_one_named_else_the_newest(tmp_path):
+    import os
+
+    from vj.scene import scene_from_runs
+
+    runs = tmp_path / "runs"
+    for genre in ("red", "blue", "green"):
+        make_generator_ckpt(runs / "gan" / genre / "ckpt.pt", 1)
+    for age, name in enumerate(("red", "old", "new")):  # built: grid.csv written; "half" is not
+        (runs / "mosaic" / name).mkdir(parents=True)
+        (runs / "mosaic" / name / "grid.csv").write_text("row,col,source,time_s\n")
+        os.utime(runs / "mosaic" / name, (1e9 + age, 1e9 + age))
+    (runs / "mosaic" / "half").mkdir()
+
+    def mosaics(**kw):
+        made = scene_from_runs(runs, tmp_path / "s.toml", **kw)
+        return dict(re.findall(r'\[genres\.(\w+)\]\ngan = .*\nclips = .*\nmosaic = "mosaic/(\w+)"', made.text))
+
+    assert mosaics() == {"blue": "new", "green": "new", "red": "red"}
+    assert mosaics(mosaic="old") == {"blue": "old", "green": "old", "red": "old"}
+    with pytest.raises(ValueError, match=r"--mosaic half: no built mosaic .* \(built: new, old, red"):
+        mosaics(mosaic="half")
+    with pytest.raises(ValueError, match="no trained genre"):
+        scene_from_runs(tmp_path / "empty", tmp_path / "s.toml")
+

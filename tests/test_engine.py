@@ -467,6 +467,27 @@ def test_missing_clip_and_raising_source_show_black_and_log_once(show, tmp_path,
     engine.close()
 
 
+def test_a_layer_sits_out_a_genre_without_its_media_without_black_or_warnings(show, caplog):
+    """A clips-only genre under an opaque generator layer shows its clips (the layer is left out), and says
+    nothing; a genre whose named media is missing still shows black and says so (the test above)."""
+    d, scene_path, _ = show
+    text = (scene_path.read_text().replace('generator = "g_blue.pt"\n', "")
+            .replace('blend = "add"\nopacity = 0.0', 'blend = "normal"\nopacity = 1.0'))
+    assert 'generator = "g_blue.pt"' not in text and 'blend = "normal"' in text
+    (d / "clips_only.toml").write_text(text)
+    with caplog.at_level(logging.WARNING):
+        engine = Engine(load_scene(d / "clips_only.toml"), exact=True, cues=[])
+        clock = FixedClock(10)
+        red = engine.step(clock.tick())
+        engine.genres.request("blue", 0.1)
+        frames = [engine.step(clock.tick()) for _ in range(12)]
+    blue = frames[-1].reshape(-1, 3).mean(0)
+    assert blue[2] > 150 and blue[0] < 60  # the blue clip, not the generator layer's black
+    assert np.abs(red.astype(int) - frames[-1]).mean() > 20  # red showed its generator over its clip
+    assert caplog.text == "" and engine.compositor.black_frames == 0
+    engine.close()
+
+
 def test_scene_errors_name_file_key_and_value(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[layers]]\nname = "x"\nsource = "clip"\nblend = "overlay"\n')

@@ -28,7 +28,7 @@ from vj import mix as kernels
 from vj.effects import BLEND_MODES, EFFECTS, FrameContext
 from vj.params import Param, ParamStore
 from vj.scene import EffectSpec, LayerSpec
-from vj.sources import SOURCES, Source
+from vj.sources import SOURCES, NotInGenre, Source
 
 BAND_ROWS = 96   # rows per compositing band: a band of every layer fits in a core's cache at 1080p
 RETRY_SOURCE = 5.0  # seconds before a live source that could not be made is tried again (a file restored)
@@ -114,6 +114,7 @@ class Layer:
         self.make_source = make_source
         self.sources: dict[str | None, Source | None] = {}
         self._failed_at: dict[str | None, float] = {}
+        self.absent: set[str | None] = set()  # genres with none of this layer's media: it sits them out
         self._making = threading.Lock()  # offline callers and the preparer thread both make sources
         self.effects = [EffectRuntime(e) for e in spec.effects]
         self.prefix = f"layer.{spec.name}."
@@ -137,7 +138,7 @@ class Layer:
         could not be made is tried again every ``RETRY_SOURCE`` seconds (a file may be put back)."""
         k = self.key(genre)
         src = self.sources.get(k)
-        if src is not None:
+        if src is not None or k in self.absent:
             return src
         if self.background is not None and self.kind.follows_genre:
             if time.monotonic() - self._failed_at.get(k, -RETRY_SOURCE) >= RETRY_SOURCE:
@@ -158,6 +159,10 @@ class Layer:
                     self._prepare_transitions(k)
                     if self.guard.recovered(self._culprit(k)):
                         self.guard.log.info("layer %s: source is back", self._culprit(k))
+                except NotInGenre as exc:  # by design, not a failure: nothing to retry or warn about
+                    self.sources[k] = None
+                    self.absent.add(k)
+                    self.guard.log.debug("layer %s sits this genre out: %s", self.spec.name, exc)
                 except Exception as exc:  # noqa: BLE001 - a broken source must not stop the show
                     self.sources[k], self._failed_at[k] = None, time.monotonic()
                     self.guard.warn(self._culprit(k), "layer %s could not be made, showing black: %s",
@@ -174,6 +179,11 @@ class Layer:
                 other.prepare_transition(new)
             except Exception as exc:  # noqa: BLE001 - an optimisation, never a reason to lose the source
                 self.guard.log.debug("layer %s: transitions not prepared: %s", self._culprit(k), exc)
+
+    def sits_out(self, genre: str | None, fade_from: str | None = None) -> bool:
+        """True where the layer has nothing to show: the genre (and the one it fades from) has none of its
+        media."""
+        return self.key(genre) in self.absent and (fade_from is None or self.key(fade_from) in self.absent)
 
     def _culprit(self, key) -> str:
         return self.spec.name + (f" ({key})" if key else "")
@@ -265,6 +275,8 @@ class Compositor:
             return frame
 
         frames = self.workers.map(layer_frame, jobs)
+        kept = [(job, f) for job, f in zip(jobs, frames) if f is not None or not job[0].sits_out(genre, fade_from)]
+        jobs, frames = [job for job, _ in kept], [f for _, f in kept]
         self.black_frames += any(f is None for f in frames)
         kernels.settle_all(frames, self.workers.map, self.workers.n)  # deferred resizes (the mosaic's view)
         mix = [(self.black if f is None else f, opacity, kernels.mode_code(self.store.choice(layer.prefix + "blend")))

@@ -15,14 +15,19 @@ over one lost clip. Sizes, rates and counts have limits, so a typo cannot ask fo
 from __future__ import annotations
 
 import glob
+import json
 import logging
+import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vj.audio import FEATURES, ONSETS, AudioRoute
 from vj.core import runs
-from vj.core.config import ConfigError, check_keys, number, read_toml
+from vj.core.config import PRESETS, ConfigError, check_keys, number, read_toml
+from vj.core.media import VIDEO_EXTS, find_media
 from vj.effects import BLEND_MODES, EFFECTS
 from vj.sources import SOURCES, Genre
 from vj.tempo import LEADERS
@@ -154,7 +159,9 @@ def _genre(name: str, g: dict, root: Path, where: str, missing: list[str]) -> Ge
         mosaic = root / str(g["mosaic"])
         if not mosaic.exists():
             missing.append(f"{where} mosaic = {g['mosaic']!r}: no such mosaic")
-    return Genre(name, tuple(clips), generator, mosaic)
+    named = frozenset(k for k, given in (("clips", "clips" in g), ("generator", "generator" in g or "gan" in g),
+                                         ("mosaic", "mosaic" in g)) if given)
+    return Genre(name, tuple(clips), generator, mosaic, named)
 
 
 def load_scene(path: str | Path) -> Scene:
@@ -247,3 +254,114 @@ def frame_bytes(scene: Scene, size: tuple[int, int] | None = None, render_scale:
 
     n = 2 + frames(scene.effects) + sum(2 + frames(layer.effects) for layer in scene.layers)
     return int(n * (w * s) * (h * s) * 3 + 4 * w * h * 3)
+
+
+# ---------------------------------------------------------------- a scene made from a runs folder
+LOOK = PRESETS / "scenes" / "demo.toml"  # the layers, effects, keys and audio routes a made scene starts with
+MAX_KEYED = 9                            # genres on the keys 1-9; more are switched by OSC, MIDI or the web
+
+
+@dataclass
+class MadeScene:
+    text: str
+    genres: list[str]
+    mosaic: str | None                                    # the mosaic a genre without its own shows
+    own_mosaics: list[str] = field(default_factory=list)  # genres with a mosaic of their own name
+    notes: list[str] = field(default_factory=list)        # what was left out, and why
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _loop_patterns(videos: str) -> list[str]:
+    """Glob patterns for the videos of a run's loops folder: one per folder and extension found (stills,
+    which train a genre, are not clips)."""
+    folder = Path(videos).expanduser()
+    if not videos or not folder.is_dir():
+        return []
+    found = find_media([folder], VIDEO_EXTS)
+    return sorted({os.path.join(glob.escape(str(f.parent)), "*" + f.suffix) for f in found})
+
+
+def scene_from_runs(runs_dir: str | Path, scene_path: str | Path, mosaic: str | None = None,
+                    look: Path = LOOK) -> MadeScene:
+    """A scene that plays every trained genre of ``runs_dir``: its generator, its learning clips and walks,
+    its loops, and a mosaic (the one named after it, else ``mosaic``, else the newest), with ``look``'s
+    layers, effects, audio routes and keys, the genres on the keys 1-9. Paths are written relative to the
+    scene file at ``scene_path`` (``root``); the loops' folders as the runs recorded them."""
+    runs_dir, scene_path = Path(runs_dir).expanduser(), Path(scene_path).expanduser()
+    gan_root, mosaic_root = runs_dir / "gan", runs_dir / "mosaic"
+    built = {p.name: p for p in sorted(mosaic_root.iterdir()) if runs.MosaicRun(p).grid_csv.exists()} \
+        if mosaic_root.is_dir() else {}
+    if mosaic is not None and mosaic not in built:
+        raise ValueError(f"--mosaic {mosaic}: no built mosaic of that name in {mosaic_root} "
+                         f"(built: {', '.join(built) or 'none'}; vj mosaic build VIDEOS --name {mosaic})")
+    notes, genres, tables = [], [], []
+    for path in sorted(gan_root.iterdir()) if gan_root.is_dir() else []:
+        run = runs.GanRun(path)
+        if not path.is_dir() or path.name.startswith("."):
+            continue
+        try:
+            videos = str(read_toml(run.config).get("videos", "")) if run.config.exists() else ""
+        except ConfigError as exc:
+            notes.append(f"{path.name}: left out ({exc})")
+            continue
+        clips = (["gan/" + path.name + "/clips/*.mp4"] if run.clip_files() else []) + _loop_patterns(videos)
+        if run.generator() is None and not clips:
+            notes.append(f"{path.name}: left out (no generator, clips or loops yet: vj gan train ... --genre "
+                         f"{path.name})")
+            continue
+        genres.append(path.name)
+        lines = [f"[genres.{path.name}]"]
+        if run.generator() is not None:
+            lines.append(f'gan = "gan/{path.name}"')
+        lines.append("clips = [" + ", ".join(map(_toml_str, clips)) + "]")
+        tables.append(lines)
+    if not genres:
+        raise ValueError(f"{runs_dir}: no trained genre in {gan_root} (train one first: vj gan train ~/loops/NAME)")
+    shared = mosaic or (max(built, key=lambda n: built[n].stat().st_mtime) if built else None)
+    if shared and mosaic is None and len(built) > 1 and any(g not in built for g in genres):
+        notes.append(f"mosaic {shared}: the newest of {len(built)} (--mosaic NAME picks another)")
+    own = [g for g in genres if g in built and mosaic is None]
+    for name, lines in zip(genres, tables):
+        chosen = name if name in own else shared
+        if chosen:
+            lines.append(f'mosaic = "mosaic/{chosen}"')
+    look_text = look.read_text()
+    blocks = re.split(r"(?m)^(?=\[)", look_text)
+    head, body = blocks[0], blocks[1:]
+    root = os.path.relpath(runs_dir.resolve(), scene_path.resolve().parent)
+    keyed = genres[:MAX_KEYED]
+    out = [f"# Made by `vj scene` on {time.strftime('%Y-%m-%d %H:%M')} from {runs_dir}: {len(genres)} genre"
+           f"{'s' * (len(genres) != 1)}.\n"
+           f"# Each genre plays its live generator (gan), its learning clips, walks and loops (clips)"
+           f"{' and a mosaic' if shared or own else ''}.\n"
+           f"# The look (layers, effects, audio routes, keys) is {look.name}'s. Edit freely, then check it:\n"
+           f"#   vj presets check {scene_path}\n"
+           f"# Relative paths start at `root` (relative to this file).\n"
+           f"root = {_toml_str(root)}\n\n"]
+    head_rest = re.sub(r"(?m)^(#.*\n|root = .*\n)", "", head).lstrip("\n")
+    if head_rest:
+        out.append(head_rest)
+    wrote_genres = False
+    for block in body:
+        header = block.split("\n", 1)[0].strip()
+        if header.startswith("[genres."):
+            if not wrote_genres:
+                out.append("\n\n".join("\n".join(lines) for lines in tables) + "\n\n")
+                wrote_genres = True
+            continue
+        if header == "[[layers]]" and re.search(r'(?m)^source = "mosaic"', block) and not (shared or own):
+            continue  # no mosaic to show
+        if header == "[genre]":
+            block = re.sub(r'(?m)^initial = .*$', f"initial = {_toml_str(genres[0])}", block)
+        if header == "[keys]":
+            kept = [line for line in block.split("\n")[1:] if not re.match(r'^"\d" = "genre ', line)]
+            block = "\n".join([header] + [f'"{i}" = "genre {g}"' for i, g in enumerate(keyed, 1)] + kept)
+        out.append(block)
+    if len(genres) > MAX_KEYED:
+        notes.append(f"keys 1-{MAX_KEYED}: the first {MAX_KEYED} genres; the other {len(genres) - MAX_KEYED} "
+                     f"switch by OSC, MIDI or the web")
+    return MadeScene("".join(out), genres, shared, own, notes)
+

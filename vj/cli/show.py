@@ -1,4 +1,4 @@
-"""``vj live``, ``vj render``, ``vj presets check`` and ``vj effects``. ``render_show`` is the function behind
+"""``vj live``, ``vj render``, ``vj scene``, ``vj presets check`` and ``vj effects``. ``render_show`` is the function behind
 ``vj render`` (``vj demo`` calls it too); ``vj live`` runs ``vj.live.play_live``."""
 from __future__ import annotations
 
@@ -70,6 +70,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     render.add_argument("--no-progress", action="store_true",
                         help="no progress bar: a plain line every 10 s (the default when the output is a file)")
     render.set_defaults(func=cmd_render)
+
+    scene = sub.add_parser(
+        "scene", help="write a scene that plays your trained genres and mosaics",
+        description="Write a scene TOML from a runs folder: every trained genre with its live generator, its "
+                    "learning clips, walks and loops, and a mosaic (the one named after the genre, else --mosaic, "
+                    "else the newest built), switched by the keys 1-9, with the demo scene's layers, effects, "
+                    "audio routes and keys. Edit it as you like; vj live plays it.",
+        epilog="examples:\n  vj scene                                   # runs/ -> scene.toml\n"
+               "  vj scene ~/vj/runs --out friday.toml --mosaic perfume\n"
+               "  vj scene --force && vj live scene.toml --web\n", formatter_class=fmt)
+    scene.add_argument("runs", nargs="?", type=Path, default=Path("runs"),
+                       help="the runs folder vj gan train and vj mosaic build wrote (default runs)")
+    scene.add_argument("--out", type=Path, default=Path("scene.toml"), help="the scene file (default scene.toml)")
+    scene.add_argument("--mosaic", help="the mosaic a genre without one of its own name shows (default: the newest)")
+    scene.add_argument("--force", action="store_true", help="replace --out if it exists")
+    scene.set_defaults(func=cmd_scene)
 
     presets = sub.add_parser("presets", help="check scenes, genres, cue lists and mappings",
                              description="Check preset files: each file's kind is read from its content "
@@ -223,6 +239,38 @@ def preset_kind(path: Path) -> str:
                       f"\"mapping\"")
 
 
+def cmd_scene(args) -> int:
+    from vj.core.runs import atomic_write_text
+    from vj.scene import scene_from_runs
+
+    out = args.out
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists: give another --out, or --force to replace it")
+    if not args.runs.is_dir():
+        raise FileNotFoundError(f"{args.runs}: no runs folder (vj gan train writes one: runs/ by default)")
+    made = scene_from_runs(args.runs, out, args.mosaic)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    trial = out.with_name(f".{out.name}.check.toml")  # checked beside where it goes (its root is relative)
+    try:
+        trial.write_text(made.text)
+        check_preset(trial)
+    finally:
+        trial.unlink(missing_ok=True)
+    atomic_write_text(out, made.text)
+    keyed = made.genres[:9]
+    print(f"wrote {out}: {len(made.genres)} genre{'s' * (len(made.genres) != 1)} "
+          f"(keys 1-{len(keyed)}: {', '.join(keyed)})")
+    if made.mosaic or made.own_mosaics:
+        own = f"; {', '.join(made.own_mosaics)} their own" if made.own_mosaics else ""
+        print(f"  mosaic: {made.mosaic or 'none'}{own}")
+    else:
+        print("  no mosaic built yet (vj mosaic build LOOPS --name NAME, then vj scene --force): no mosaic layer")
+    for note in made.notes:
+        print(f"  {note}")
+    print(f"play it: vj live {out} --web")
+    return 0
+
+
 def cmd_presets_check(args) -> int:
     from vj.core.config import ConfigError
 
@@ -266,7 +314,13 @@ def check_preset(path: Path, cues: Path | None = None) -> str:
 
     logging.getLogger("vj.scene").setLevel(logging.ERROR)
     scene = load_scene(path)
-    Engine(scene, exact=True, cues=load_cues(cues, scene.bpm) if cues else None).close()
+    show_log = logging.getLogger("vj.show")  # a check is not a show: no "genre: ..." line
+    level = show_log.level
+    show_log.setLevel(logging.WARNING)
+    try:
+        Engine(scene, exact=True, cues=load_cues(cues, scene.bpm) if cues else None).close()
+    finally:
+        show_log.setLevel(level)
     if not scene.missing:
         return ""
     demo = "demo-out" in str(scene.path.read_text()) or scene.path.name == "demo.toml"

@@ -10,7 +10,7 @@ Scenes, the engine, ``vj osc --list`` and the web API all read kinds and their p
 """
 from __future__ import annotations
 
-from vj.sources.base import Genre, Source, SourceEnv
+from vj.sources.base import Genre, NotInGenre, Source, SourceEnv
 from vj.sources.clip import ClipLibrary, ClipSource
 from vj.sources.generator import GeneratorSource
 from vj.sources.gradient import GradientSource
@@ -20,5 +20,5 @@ from vj.sources.solid import SolidSource
 SOURCES: dict[str, type[Source]] = {cls.kind: cls for cls in (ClipSource, GeneratorSource, MosaicSource,
                                                               SolidSource, GradientSource)}
 
-__all__ = ["SOURCES", "Source", "SourceEnv", "Genre", "ClipLibrary", "ClipSource", "GeneratorSource",
+__all__ = ["SOURCES", "Source", "SourceEnv", "Genre", "NotInGenre", "ClipLibrary", "ClipSource", "GeneratorSource",
            "MosaicSource", "SolidSource", "GradientSource"]

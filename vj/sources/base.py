@@ -28,6 +28,19 @@ class Genre:
     clips: Sequence[Path] = ()
     generator: Path | None = None
     mosaic: Path | None = None
+    named: frozenset[str] = frozenset()   # the kinds of media the scene named for it ("clips", "generator"...)
+
+    def lacks(self, kind: str) -> Exception:
+        """Why a source of ``kind`` cannot be made: the genre never had such media (the layer sits it out),
+        or the scene named some that is not there (a failure: black, and said)."""
+        if kind in self.named:
+            return FileNotFoundError(f"genre {self.name!r}: its {kind} named in the scene are not there")
+        return NotInGenre(f"genre {self.name!r} has no {kind}")
+
+
+class NotInGenre(LookupError):
+    """The genre has no media of this kind (a clips-only genre under a generator layer): the layer sits that
+    genre out, transparent and without a warning. A source that is named but fails is an error instead."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from vj.core.media import MediaError, probe, read_frames
 from vj.params import Param
 from vj.core.priority import background_priority
-from vj.sources.base import Genre, Source, SourceEnv, cover
+from vj.sources.base import Genre, NotInGenre, Source, SourceEnv, cover
 
 log = logging.getLogger("vj.show")
 
@@ -124,6 +124,8 @@ class ClipSource(Source):
 
     @classmethod
     def create(cls, env: SourceEnv, genre: Genre | None) -> "ClipSource":
+        if not (genre and genre.clips):
+            raise genre.lacks("clips") if genre else NotInGenre("no genre")
         return cls(env.size, genre.clips if genre else (), env.exact, env.library, seed=env.seed)
 
     def __init__(self, size, clips: Sequence[Path], exact=False, library: ClipLibrary | None = None, seed: int = 0):

@@ -10,7 +10,7 @@ import numpy as np
 
 from vj.params import Param
 from vj.core.priority import background_priority
-from vj.sources.base import Genre, Source, SourceEnv, cover
+from vj.sources.base import Genre, NotInGenre, Source, SourceEnv, cover
 
 
 class GeneratorSource(Source):
@@ -38,7 +38,7 @@ class GeneratorSource(Source):
     @classmethod
     def create(cls, env: SourceEnv, genre: Genre | None) -> "GeneratorSource":
         if genre is None or genre.generator is None:
-            raise FileNotFoundError(f"genre {genre.name if genre else '?'!r} has no generator")
+            raise genre.lacks("generator") if genre else NotInGenre("no genre")
         return cls(env.size, genre.generator, env.exact, seed=env.seed, device=env.device)
 
     def __init__(self, size, ckpt: Path, exact=False, seed: int = 0, device: str = "cpu"):

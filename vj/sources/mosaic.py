@@ -15,7 +15,7 @@ from mosaic.animate import MosaicAnimator
 from mosaic.pipeline import Built, load_built
 from vj.mix import Fade, Rows, scale_rows
 from vj.params import Param
-from vj.sources.base import Genre, Source, SourceEnv
+from vj.sources.base import Genre, NotInGenre, Source, SourceEnv
 
 MOTION = ("drift", "zoom", "play", "ripple", "follow")  # the animator's view and tile modes (morph apart)
 
@@ -52,7 +52,7 @@ class MosaicSource(Source):
     @classmethod
     def create(cls, env: SourceEnv, genre: Genre | None) -> "MosaicSource":
         if genre is None or genre.mosaic is None:
-            raise FileNotFoundError(f"genre {genre.name if genre else '?'!r} has no mosaic")
+            raise genre.lacks("mosaic") if genre else NotInGenre("no genre")
         return cls(env.size, genre.mosaic, env.exact, focus=genre.clips, seed=env.seed)
 
     def __init__(self, size, run_dir, exact: bool = False, focus=(), seed: int = 0):
