@@ -158,7 +158,7 @@ def _genre_and_runs(p: argparse.ArgumentParser) -> None:
 def _jobs(args) -> list:
     from gan.config import (TrainConfig, layered, load_run_config, preset_values, resume_config, settings,
                             with_clip_length)
-    from gan.data import library_size
+    from vj.core.media import library_size
     from gan.model import pick_device
     from vj.core.config import build, parse_sets
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
-                           note_unreadable, probe, skip_report)
+                           note_unreadable, skip_report)
 from vj.core.progress import wrap
 from vj.core.runs import atomic_write_text
 
@@ -52,20 +52,6 @@ class FrameCache:
 def _video_key(p: Path) -> dict:
     st = p.stat()
     return {"path": str(p.resolve()), "bytes": st.st_size, "mtime": int(st.st_mtime)}
-
-
-def library_size(files: list[Path], name: str = "library") -> tuple[float, int]:
-    """(seconds of video, number of still images) among ``files`` (a header read each, 18 ms: a thousand loops
-    take 20 s, with progress); a video whose header gives no length counts nothing (the cache names it
-    if it cannot be read)."""
-    seconds, stills = 0.0, 0
-    for f in wrap(files, len(files), f"measuring {name}", "file"):
-        if f.suffix.lower() in IMAGE_EXTS:
-            stills += 1
-            continue
-        with contextlib.suppress(MediaError):
-            seconds += probe(f).duration
-    return seconds, stills
 
 
 def build_cache(videos_dir: str | Path, out_dir: str | Path, size: int, fps: float, crop: str = "center",

@@ -15,6 +15,7 @@ RAW = argparse.RawDescriptionHelpFormatter
 BUILD_EPILOG = """\
 examples:
   vj mosaic build ~/videos/perfume --name perfume                 # the seed: 1 fps, 60x30 triangles
+  vj mosaic build ~/loops/type --name type                        # a few minutes of loops: more fps, a fitted grid
   vj mosaic build a.mp4 b.mov stills/ --name mix --grid 40x20 --layout hex
   vj mosaic build ~/videos --name all --no-progress > build.log   # plain lines for a log file
 Outputs in runs/mosaic/<name>/; grid.csv lists row, col, source file and timestamp of every cell.
@@ -41,15 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("inputs", nargs="+", type=Path, help="videos, images or folders of them")
     b.add_argument("--name", required=True, help="mosaic name: runs/mosaic/<name>/")
     b.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
-    b.add_argument("--fps", type=arg_number(0.01, 60), default=1.0,
-                   help="frames per second of video (default 1, the seed's)")
+    b.add_argument("--fps", type=arg_number(0.01, 60), default=0.0,
+                   help="frames per second of video (default: the seed's 1 for half an hour of video or more; "
+                        "for less, up to 6, for about 1,800 frames)")
     b.add_argument("--backbone", default="efficientnet_lite0",
                    help="efficientnet_lite0 (offline default), inception_v3 (the seed's), resnet50")
     b.add_argument("--perplexity", type=arg_number(1, 500), default=10.0, help="t-SNE perplexity (default 10)")
     b.add_argument("--embed", default="tsne", choices=METHODS,
                    help="tsne (FFT-accelerated t-SNE, float32 on every core; default), sklearn (the seed's "
                         "Barnes-Hut t-SNE, 5x slower at 23k frames) or pca (instant, clusters overlap)")
-    b.add_argument("--grid", default="60x30", help="COLSxROWS, at most 400x400 (default 60x30)")
+    b.add_argument("--grid", help="COLSxROWS, at most 400x400 (default: the seed's 60x30, or as much of it as "
+                                  "the frames fill, each cell a different frame: 500 frames make 30x15)")
     b.add_argument("--layout", default="triangle", choices=("triangle", "square", "hex"),
                    help="cell shape: triangle (the seed's, alternating up and down; default), square or hex")
     b.add_argument("--assign", default="optimal", choices=("optimal", "nearest"),
@@ -118,7 +121,7 @@ def cmd_build(args) -> int:
     from mosaic.pipeline import BuildSettings, build
 
     s = BuildSettings.make(dict(fps=args.fps, tile=args.tile, backbone=args.backbone, perplexity=args.perplexity,
-                                embed=args.embed, grid=parse_grid(args.grid), layout=args.layout,
+                                embed=args.embed, grid=parse_grid(args.grid) if args.grid else (0, 0), layout=args.layout,
                                 assign=args.assign, dedupe=args.dedupe, device=args.device,
                                 precision=args.precision), "command line")
     run = MosaicRun.of(args.runs, args.name)

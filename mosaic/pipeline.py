@@ -22,7 +22,7 @@ import io
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -31,8 +31,8 @@ import numpy as np
 from mosaic.embed import EMBED_VERSION, METHODS, embed
 from mosaic.grid import assign
 from vj.core.config import build as build_settings
-from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, media_frames,
-                           note_unreadable, skip_report)
+from vj.core.media import (IMAGE_EXTS, VIDEO_EXTS, MediaError, drop_near_duplicates, find_media, library_size,
+                           media_frames, note_unreadable, skip_report)
 from vj.core.onnx import FeatureModel, native_bf16
 from vj.core.progress import wrap
 from vj.core.runs import MosaicRun, atomic_write_bytes, atomic_write_text, clean_temp, hold
@@ -46,12 +46,12 @@ class MosaicError(ValueError):
 
 @dataclass(frozen=True)
 class BuildSettings:
-    fps: float = 1.0                 # frames sampled per second of video (the seed's 1)
+    fps: float = 1.0                 # frames sampled per second of video (the seed's 1); 0: fitted (AUTO_FPS)
     tile: int = 128                  # atlas tile side in pixels (the seed's triangles are 128 px)
     backbone: str = "efficientnet_lite0"  # ImageNet features: efficientnet_lite0 (offline), inception_v3, resnet50
     perplexity: float = 10.0         # the seed's
     embed: str = "tsne"              # tsne (FFT-accelerated, float32), sklearn (the seed's) or pca
-    grid: tuple[int, int] = (60, 30) # columns x rows
+    grid: tuple[int, int] = (60, 30) # columns x rows; (0, 0): the seed's 60x30, or as much of it as the frames fill
     layout: str = "triangle"         # triangle (the seed's), square or hex
     assign: str = "optimal"          # optimal (one-to-one) or nearest (the seed's, repeats)
     dedupe: float = 0.0              # drop near-identical consecutive frames (mean |diff| 0-255)
@@ -67,9 +67,10 @@ class BuildSettings:
     def validate(self) -> "BuildSettings":
 
         cols, rows = self.grid
-        checks = [(0 < self.fps <= 60, f"fps {self.fps:g} must be above 0 and at most 60"),
+        checks = [(0 <= self.fps <= 60, f"fps {self.fps:g} must be 0 (fitted) to 60"),
                   (16 <= self.tile <= 512, f"tile {self.tile} must be 16-512 px"),
-                  (1 <= cols <= 400 and 1 <= rows <= 400, f"grid {cols}x{rows}: at most 400x400"),
+                  ((cols, rows) == (0, 0) or 1 <= cols <= 400 and 1 <= rows <= 400,
+                   f"grid {cols}x{rows}: at most 400x400"),
                   (self.layout in ("triangle", "square", "hex"), f"layout {self.layout!r} is not triangle, square or hex"),
                   (self.assign in ("optimal", "nearest"), f"assign {self.assign!r} is not optimal or nearest"),
                   (self.precision in PRECISIONS, f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}"),
@@ -292,6 +293,27 @@ def _write_settings(run: MosaicRun, settings: dict) -> None:
     atomic_write_text(run.settings, json.dumps(settings, indent=1))
 
 
+SEED_GRID = (60, 30)       # the seed's grid: 1,800 cells
+AUTO_FPS = (1.0, 6.0)      # a fitted frame rate: the seed's 1 fps, up to 6 for a short library of loops
+
+
+def fitted_fps(seconds: float, cells: int = SEED_GRID[0] * SEED_GRID[1]) -> float:
+    """The frame rate that samples about ``cells`` frames from ``seconds`` of video: the seed's 1 fps for a
+    library of half an hour or more, up to 6 fps for a few minutes of loops (closer frames mostly repeat)."""
+    lo, hi = AUTO_FPS
+    return lo if seconds <= 0 else round(min(hi, max(lo, cells / seconds)), 2)
+
+
+def fitted_grid(frames: int, want: tuple[int, int] = SEED_GRID) -> tuple[int, int]:
+    """``want``, or, with fewer frames than its cells, the largest grid of its shape that they fill (each
+    cell a different frame): 500 frames make 30x15 of the seed's 60x30."""
+    cols, rows = want
+    if frames >= cols * rows:
+        return want
+    r = max(1, int(np.sqrt(frames * rows / cols)))
+    return max(1, min(frames // r, round(r * cols / rows))), r
+
+
 def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = BuildSettings(),
           progress: bool | None = None) -> Built:
     """Build (or bring up to date) the mosaic of ``inputs`` in ``run``. ``progress``: None shows bars on a
@@ -302,6 +324,10 @@ def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = Bu
     files = find_media(inputs, VIDEO_EXTS | IMAGE_EXTS, skip=(run.root,))
     if not files:
         raise MosaicError(f"{', '.join(map(str, inputs))}: no video or image files")
+    if s.fps == 0:  # fitted to the library
+        seconds, stills = library_size(files, run.name)
+        s = replace(s, fps=fitted_fps(seconds, max(0, SEED_GRID[0] * SEED_GRID[1] - stills)))
+        log.info("mosaic: %s s of video: %g frames a second (--fps to choose)", f"{seconds:,.0f}", s.fps)
     with hold(run.path, "vj mosaic build"):  # a second build of the same mosaic is refused, not interleaved
         return _build(files, run, s, progress)
 
@@ -320,6 +346,11 @@ def _build(files: list[Path], run: MosaicRun, s: BuildSettings, progress: bool |
         settings["embed_key"] = embed_key
         _write_settings(run, settings)
 
+    if s.grid == (0, 0):  # the seed's grid, or as much of it as the frames fill one to one
+        s = replace(s, grid=fitted_grid(len(feats)) if s.assign == "optimal" else SEED_GRID)
+        if s.grid != SEED_GRID:
+            log.info("mosaic: %d frames: grid %dx%d (60x30 needs 1,800 different frames; more with --fps, or "
+                     "--grid)", len(feats), *s.grid)
     grid_key = _key(embed_key, s.grid, s.layout, s.assign)
     grid = _load(run.array("grid"))
     cols, rows = s.grid

@@ -895,7 +895,8 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
 
 def test_the_profile_fits_its_frame_rate_to_the_library_and_a_users_fps_wins(monkeypatch, genre_videos):
     from gan.config import MAX_CACHE_BYTES, MIN_FPS, PROFILES, fps_for_data, settings
-    from gan.data import library_size, training_files
+    from gan.data import training_files
+    from vj.core.media import library_size
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     six = PROFILES["cpu"]["fps"]

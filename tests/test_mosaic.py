@@ -60,6 +60,29 @@ def test_online_backbone_offline_fails_with_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()[-1]) < 300
 
 
+def test_a_short_library_samples_more_frames_and_fills_as_much_of_the_grid_as_it_can(genre_videos, tmp_path):
+    """A VJ's few minutes of loops at the seed's 1 fps and 60x30 made too few frames for the grid: the build
+    failed after its features. Unnamed, the rate and the grid now fit the library."""
+    import json
+
+    from mosaic.pipeline import fitted_fps, fitted_grid
+
+    assert [fitted_fps(s) for s in (7200, 1800, 600, 100, 0)] == [1.0, 1.0, 3.0, 6.0, 1.0]
+    assert [fitted_grid(n) for n in (5000, 1800, 500, 18, 2, 1)] == [(60, 30), (60, 30), (30, 15), (6, 3), (2, 1),
+                                                                       (1, 1)]
+    assert fitted_grid(100, (10, 10)) == (10, 10) and fitted_grid(50, (10, 10)) == (7, 7)
+    proc = run_vj("mosaic", "build", str(genre_videos["plasma"]), "--name", "short", "--runs", str(tmp_path),
+                  "--no-progress", check=True)  # 2 loops of 1.5 s: 6 fps, 18 frames
+    assert "3 s of video: 6 frames a second" in proc.stderr and "18 frames: grid 6x3" in proc.stderr
+    settings = json.loads((tmp_path / "mosaic" / "short" / "settings.json").read_text())
+    assert settings["fps"] == 6.0 and settings["grid"] == [6, 3]
+    rows = (tmp_path / "mosaic" / "short" / "grid.csv").read_text().splitlines()[1:]
+    assert len(rows) == 18 and len({r.split(",", 2)[2] for r in rows}) == 18  # every cell a different frame
+    again = run_vj("mosaic", "build", str(genre_videos["plasma"]), "--name", "short", "--runs", str(tmp_path),
+                   "--no-progress", check=True)  # the same fitted settings: every stage from its cache
+    assert "embedding" not in again.stderr and "placing frames" not in again.stderr
+
+
 def test_tsne_separates_two_blobs():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, (60, 64)) + 6

@@ -313,6 +313,9 @@ def scene_from_runs(runs_dir: str | Path, scene_path: str | Path, mosaic: str | 
                          f"{path.name})")
             continue
         genres.append(path.name)
+        if not run.clip_files() and run.generator() is not None:
+            notes.append(f"{path.name}: no learning clip or walk yet (vj gan clip {path.name}; vj gan walk "
+                         f"{path.name}; then vj scene --force)")
         lines = [f"[genres.{path.name}]"]
         if run.generator() is not None:
             lines.append(f'gan = "gan/{path.name}"')

@@ -53,7 +53,8 @@ def make_videos(out: Path) -> dict[str, Path]:
 def train_genres(out: Path, folders: dict[str, Path], budget: float) -> None:
     from gan.clips import learning_clip, walk_clip
     from gan.config import settings
-    from gan.data import library_size, training_files
+    from gan.data import training_files
+    from vj.core.media import library_size
     from gan.train import train_queue
     from vj.core.runs import GanRun
 

@@ -258,11 +258,14 @@ def cmd_scene(args) -> int:
         trial.unlink(missing_ok=True)
     atomic_write_text(out, made.text)
     keyed = made.genres[:9]
-    print(f"wrote {out}: {len(made.genres)} genre{'s' * (len(made.genres) != 1)} "
-          f"(keys 1-{len(keyed)}: {', '.join(keyed)})")
-    if made.mosaic or made.own_mosaics:
-        own = f"; {', '.join(made.own_mosaics)} their own" if made.own_mosaics else ""
-        print(f"  mosaic: {made.mosaic or 'none'}{own}")
+    keys = "key 1" if len(keyed) == 1 else f"keys 1-{len(keyed)}"
+    print(f"wrote {out}: {len(made.genres)} genre{'s' * (len(made.genres) != 1)} ({keys}: {', '.join(keyed)})")
+    others = [g for g in made.genres if g not in made.own_mosaics]
+    if made.own_mosaics:
+        rest = f"; {', '.join(others)} show {made.mosaic}" if others else ""
+        print(f"  mosaics: {', '.join(made.own_mosaics)} {'its' if len(made.own_mosaics) == 1 else 'their'} own{rest}")
+    elif made.mosaic:
+        print(f"  mosaic: {made.mosaic}")
     else:
         print("  no mosaic built yet (vj mosaic build LOOPS --name NAME, then vj scene --force): no mosaic layer")
     for note in made.notes:
