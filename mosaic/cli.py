@@ -120,10 +120,10 @@ def cmd_build(args) -> int:
     from mosaic.grid import parse_grid
     from mosaic.pipeline import BuildSettings, build
 
+    grid = parse_grid(args.grid) if args.grid else (0, 0)  # (0, 0): fitted to the frames
     s = BuildSettings.make(dict(fps=args.fps, tile=args.tile, backbone=args.backbone, perplexity=args.perplexity,
-                                embed=args.embed, grid=parse_grid(args.grid) if args.grid else (0, 0), layout=args.layout,
-                                assign=args.assign, dedupe=args.dedupe, device=args.device,
-                                precision=args.precision), "command line")
+                                embed=args.embed, grid=grid, layout=args.layout, assign=args.assign,
+                                dedupe=args.dedupe, device=args.device, precision=args.precision), "command line")
     run = MosaicRun.of(args.runs, args.name)
     built = build(args.inputs, run, s, progress=False if args.no_progress else None)
     shown = len(set(built.grid.tolist()))

@@ -284,6 +284,57 @@ def _loop_patterns(videos: str) -> list[str]:
     return sorted({os.path.join(glob.escape(str(f.parent)), "*" + f.suffix) for f in found})
 
 
+def _genre_tables(gan_root: Path) -> tuple[list[str], list[list[str]], list[str]]:
+    """The trained genres under ``gan_root``, a ``[genres.NAME]`` table's lines for each (its run, its learning
+    clips and loops), and notes on what was left out or is missing."""
+    genres, tables, notes = [], [], []
+    for path in sorted(p for p in gan_root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if gan_root.is_dir() else []:
+        run = runs.GanRun(path)
+        try:
+            videos = str(read_toml(run.config).get("videos", "")) if run.config.exists() else ""
+        except ConfigError as exc:
+            notes.append(f"{path.name}: left out ({exc})")
+            continue
+        generator, own_clips = run.generator(), run.clip_files()
+        clips = (["gan/" + path.name + "/clips/*.mp4"] if own_clips else []) + _loop_patterns(videos)
+        if generator is None and not clips:
+            notes.append(f"{path.name}: left out (no generator, clips or loops yet: vj gan train ... --genre "
+                         f"{path.name})")
+            continue
+        if generator is not None and not own_clips:
+            notes.append(f"{path.name}: no learning clip or walk yet (vj gan clip {path.name}; vj gan walk "
+                         f"{path.name}; then vj scene --force)")
+        genres.append(path.name)
+        tables.append([f"[genres.{path.name}]", *([f'gan = "gan/{path.name}"'] if generator else []),
+                       "clips = [" + ", ".join(map(_toml_str, clips)) + "]"])
+    return genres, tables, notes
+
+
+def _in_look(look: Path, header: str, tables: list[list[str]], genres: list[str], mosaics: bool) -> str:
+    """``look``'s scene with ``header`` for its comments and root, ``tables`` for its genres, the first genre
+    at the start, the genres on the keys 1-9, and its mosaic layer only where there are ``mosaics``."""
+    blocks = re.split(r"(?m)^(?=\[)", look.read_text())
+    out = [header, re.sub(r"(?m)^(#.*\n|root = .*\n)", "", blocks[0]).lstrip("\n")]
+    wrote_genres = False
+    for block in blocks[1:]:
+        name = block.split("\n", 1)[0].strip()
+        if name.startswith("[genres."):
+            if not wrote_genres:
+                out.append("\n\n".join("\n".join(lines) for lines in tables) + "\n\n")
+                wrote_genres = True
+            continue
+        if name == "[[layers]]" and re.search(r'(?m)^source = "mosaic"', block) and not mosaics:
+            continue
+        if name == "[genre]":
+            block = re.sub(r"(?m)^initial = .*$", f"initial = {_toml_str(genres[0])}", block)
+        if name == "[keys]":
+            kept = [line for line in block.split("\n")[1:] if not re.match(r'^"\d" = "genre ', line)]
+            block = "\n".join([name, *(f'"{i}" = "genre {g}"' for i, g in enumerate(genres[:MAX_KEYED], 1)), *kept])
+        out.append(block)
+    return "".join(out)
+
+
 def scene_from_runs(runs_dir: str | Path, scene_path: str | Path, mosaic: str | None = None,
                     look: Path = LOOK) -> MadeScene:
     """A scene that plays every trained genre of ``runs_dir``: its generator, its learning clips and walks,
@@ -291,80 +342,33 @@ def scene_from_runs(runs_dir: str | Path, scene_path: str | Path, mosaic: str | 
     layers, effects, audio routes and keys, the genres on the keys 1-9. Paths are written relative to the
     scene file at ``scene_path`` (``root``); the loops' folders as the runs recorded them."""
     runs_dir, scene_path = Path(runs_dir).expanduser(), Path(scene_path).expanduser()
-    gan_root, mosaic_root = runs_dir / "gan", runs_dir / "mosaic"
+    mosaic_root = runs_dir / "mosaic"
     built = {p.name: p for p in sorted(mosaic_root.iterdir()) if runs.MosaicRun(p).grid_csv.exists()} \
         if mosaic_root.is_dir() else {}
     if mosaic is not None and mosaic not in built:
         raise ValueError(f"--mosaic {mosaic}: no built mosaic of that name in {mosaic_root} "
                          f"(built: {', '.join(built) or 'none'}; vj mosaic build VIDEOS --name {mosaic})")
-    notes, genres, tables = [], [], []
-    for path in sorted(gan_root.iterdir()) if gan_root.is_dir() else []:
-        run = runs.GanRun(path)
-        if not path.is_dir() or path.name.startswith("."):
-            continue
-        try:
-            videos = str(read_toml(run.config).get("videos", "")) if run.config.exists() else ""
-        except ConfigError as exc:
-            notes.append(f"{path.name}: left out ({exc})")
-            continue
-        clips = (["gan/" + path.name + "/clips/*.mp4"] if run.clip_files() else []) + _loop_patterns(videos)
-        if run.generator() is None and not clips:
-            notes.append(f"{path.name}: left out (no generator, clips or loops yet: vj gan train ... --genre "
-                         f"{path.name})")
-            continue
-        genres.append(path.name)
-        if not run.clip_files() and run.generator() is not None:
-            notes.append(f"{path.name}: no learning clip or walk yet (vj gan clip {path.name}; vj gan walk "
-                         f"{path.name}; then vj scene --force)")
-        lines = [f"[genres.{path.name}]"]
-        if run.generator() is not None:
-            lines.append(f'gan = "gan/{path.name}"')
-        lines.append("clips = [" + ", ".join(map(_toml_str, clips)) + "]")
-        tables.append(lines)
+    genres, tables, notes = _genre_tables(runs_dir / "gan")
     if not genres:
-        raise ValueError(f"{runs_dir}: no trained genre in {gan_root} (train one first: vj gan train ~/loops/NAME)")
+        raise ValueError(f"{runs_dir}: no trained genre in {runs_dir / 'gan'} (train one first: vj gan train "
+                         f"~/loops/NAME)")
+    own = [g for g in genres if g in built]
     shared = mosaic or (max(built, key=lambda n: built[n].stat().st_mtime) if built else None)
-    if shared and mosaic is None and len(built) > 1 and any(g not in built for g in genres):
+    if mosaic is None and len(built) > 1 and len(own) < len(genres):
         notes.append(f"mosaic {shared}: the newest of {len(built)} (--mosaic NAME picks another)")
-    own = [g for g in genres if g in built and mosaic is None]
     for name, lines in zip(genres, tables):
-        chosen = name if name in own else shared
-        if chosen:
-            lines.append(f'mosaic = "mosaic/{chosen}"')
-    look_text = look.read_text()
-    blocks = re.split(r"(?m)^(?=\[)", look_text)
-    head, body = blocks[0], blocks[1:]
-    root = os.path.relpath(runs_dir.resolve(), scene_path.resolve().parent)
-    keyed = genres[:MAX_KEYED]
-    out = [f"# Made by `vj scene` on {time.strftime('%Y-%m-%d %H:%M')} from {runs_dir}: {len(genres)} genre"
-           f"{'s' * (len(genres) != 1)}.\n"
-           f"# Each genre plays its live generator (gan), its learning clips, walks and loops (clips)"
-           f"{' and a mosaic' if shared or own else ''}.\n"
-           f"# The look (layers, effects, audio routes, keys) is {look.name}'s. Edit freely, then check it:\n"
-           f"#   vj presets check {scene_path}\n"
-           f"# Relative paths start at `root` (relative to this file).\n"
-           f"root = {_toml_str(root)}\n\n"]
-    head_rest = re.sub(r"(?m)^(#.*\n|root = .*\n)", "", head).lstrip("\n")
-    if head_rest:
-        out.append(head_rest)
-    wrote_genres = False
-    for block in body:
-        header = block.split("\n", 1)[0].strip()
-        if header.startswith("[genres."):
-            if not wrote_genres:
-                out.append("\n\n".join("\n".join(lines) for lines in tables) + "\n\n")
-                wrote_genres = True
-            continue
-        if header == "[[layers]]" and re.search(r'(?m)^source = "mosaic"', block) and not (shared or own):
-            continue  # no mosaic to show
-        if header == "[genre]":
-            block = re.sub(r'(?m)^initial = .*$', f"initial = {_toml_str(genres[0])}", block)
-        if header == "[keys]":
-            kept = [line for line in block.split("\n")[1:] if not re.match(r'^"\d" = "genre ', line)]
-            block = "\n".join([header] + [f'"{i}" = "genre {g}"' for i, g in enumerate(keyed, 1)] + kept)
-        out.append(block)
+        if name in own or shared:
+            lines.append(f'mosaic = "mosaic/{name if name in own else shared}"')
     if len(genres) > MAX_KEYED:
         notes.append(f"keys 1-{MAX_KEYED}: the first {MAX_KEYED} genres; the other {len(genres) - MAX_KEYED} "
                      f"switch by OSC, MIDI or the web")
-    return MadeScene("".join(out), genres, shared, own, notes)
-
+    n = len(genres)
+    header = (f"# Made by `vj scene` on {time.strftime('%Y-%m-%d %H:%M')} from {runs_dir}: {n} genre{'s' * (n != 1)}.\n"
+              f"# Each genre plays its live generator (gan), its learning clips, walks and loops (clips)"
+              f"{' and a mosaic' if built else ''}.\n"
+              f"# The look (layers, effects, audio routes, keys) is {look.name}'s. Edit freely, then check it:\n"
+              f"#   vj presets check {scene_path}\n"
+              f"# Relative paths start at `root` (relative to this file).\n"
+              f"root = {_toml_str(os.path.relpath(runs_dir.resolve(), scene_path.resolve().parent))}\n\n")
+    return MadeScene(_in_look(look, header, tables, genres, bool(built)), genres, shared if len(own) < n else None,
+                     own, notes)

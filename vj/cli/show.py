@@ -1,5 +1,5 @@
-"""``vj live``, ``vj render``, ``vj scene``, ``vj presets check`` and ``vj effects``. ``render_show`` is the function behind
-``vj render`` (``vj demo`` calls it too); ``vj live`` runs ``vj.live.play_live``."""
+"""``vj live``, ``vj render``, ``vj scene``, ``vj presets check`` and ``vj effects``. ``render_show`` is the
+function behind ``vj render`` (``vj demo`` calls it too); ``vj live`` runs ``vj.live.play_live``."""
 from __future__ import annotations
 
 import argparse
