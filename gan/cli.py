@@ -93,9 +93,10 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                         description="The learning process as a video: every recorded sample of the fixed latents, "
                                     "in order (a clip worth playing on stage).",
                         epilog="examples:\n  vj gan clip particles --height 1080 --blend 2\n"
+                               "  vj gan clip particles type photoreal --seconds 20   # each genre's\n"
                                "  vj gan clip particles --latent 0 --out z0.mp4      # one latent's own track\n",
                         formatter_class=RAW)
-    _genre_and_runs(c)
+    _genre_and_runs(c, several=True)
     c.add_argument("--out", type=Path, help="output file (default runs/gan/<genre>/clips/learning.mp4)")
     c.add_argument("--fps", type=arg_number(1, 240), default=30.0, help="frames per second (default 30)")
     c.add_argument("--latent", type=arg_number(0, 1023, int),
@@ -113,8 +114,9 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
                         description="A latent walk that loops seamlessly: spherical interpolation through key "
                                     "latents, eased at each.",
                         epilog="examples:\n  vj gan walk particles --seconds 16 --height 512\n"
+                               "  vj gan walk particles type photoreal               # each genre's\n"
                                "  vj gan walk particles --keys 4 --seed 7 --out calm.mp4\n", formatter_class=RAW)
-    _genre_and_runs(w)
+    _genre_and_runs(w, several=True)
     w.add_argument("--out", type=Path, help="output file (default runs/gan/<genre>/clips/walk.mp4)")
     w.add_argument("--seconds", type=arg_number(0.1, 3600), default=10.0, help="loop length (default 10)")
     w.add_argument("--fps", type=arg_number(1, 240), default=30.0, help="frames per second (default 30)")
@@ -150,8 +152,11 @@ def add_parser(sub: argparse._SubParsersAction, monitor=None) -> None:
     e.set_defaults(func=cmd_export)
 
 
-def _genre_and_runs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("genre", help="the genre's name: runs/gan/<genre>/")
+def _genre_and_runs(p: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        p.add_argument("genres", nargs="+", metavar="genre", help="the genres' names: runs/gan/<genre>/")
+    else:
+        p.add_argument("genre", help="the genre's name: runs/gan/<genre>/")
     p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="runs folder (default: %(default)s)")
 
 
@@ -263,8 +268,8 @@ def _media_of(videos, genre, run, where: str) -> list[Path]:
 
 
 def _run_names(runs: Path) -> list[str]:
-    """The genres with a run under ``runs`` (a config.toml each)."""
-    return sorted(p.parent.name for p in Path(runs).glob("*/config.toml"))
+    """The genres with a run under ``runs`` (``runs/gan/<genre>/config.toml``)."""
+    return sorted(p.parent.name for p in (Path(runs) / GanRun.KIND).glob("*/config.toml"))
 
 
 def resume_command(args, genre: str) -> str:
@@ -298,27 +303,39 @@ def cmd_train(args) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def _runs_of(args, need_generator: bool) -> list[GanRun]:
+    """The runs of the genres named, all checked before any clip is made (a typo in the last of five)."""
+    genres = list(dict.fromkeys(args.genres))
+    if args.out and len(genres) > 1:
+        raise ValueError(f"--out names one file: give one genre (not {len(genres)}), or leave --out out "
+                         f"(each genre's clips/ folder)")
+    found = [GanRun.of(args.runs, g) for g in genres]
+    for run in found:
+        if not run.path.is_dir() or (need_generator and run.generator() is None):
+            raise FileNotFoundError(f"{run.path}: no checkpoint (train first: vj gan train ... --genre "
+                                    f"{run.name}; runs there: {', '.join(_run_names(args.runs)) or 'none'})")
+    return found
+
+
 def cmd_clip(args) -> int:
     from gan.clips import learning_clip
 
-    run = GanRun.of(args.runs, args.genre)
-    out = args.out or run.clip("learning" if args.latent is None else f"learning_z{args.latent:02d}")
-    n = learning_clip(run, out, fps=args.fps, latent=args.latent, height=args.height, blend=args.blend,
-                      seconds=args.seconds, progress=False if args.no_progress else None)
-    log.info("wrote %s (%d frames at %g fps)", out, n, args.fps)
+    for run in _runs_of(args, need_generator=False):
+        out = args.out or run.clip("learning" if args.latent is None else f"learning_z{args.latent:02d}")
+        n = learning_clip(run, out, fps=args.fps, latent=args.latent, height=args.height, blend=args.blend,
+                          seconds=args.seconds, progress=False if args.no_progress else None)
+        log.info("wrote %s (%d frames at %g fps)", out, n, args.fps)
     return 0
 
 
 def cmd_walk(args) -> int:
     from gan.clips import walk_clip
 
-    run = GanRun.of(args.runs, args.genre)
-    if run.generator() is None:
-        raise FileNotFoundError(f"{run.path}: no checkpoint (train first: vj gan train ... --genre {args.genre})")
-    out = args.out or run.clip("walk")
-    n = walk_clip(run, out, args.seconds, args.fps, args.height, args.keys, args.seed, args.device,
-                  progress=False if args.no_progress else None)
-    log.info("wrote %s (%d frames at %g fps, loops seamlessly)", out, n, args.fps)
+    for run in _runs_of(args, need_generator=True):
+        out = args.out or run.clip("walk")
+        n = walk_clip(run, out, args.seconds, args.fps, args.height, args.keys, args.seed, args.device,
+                      progress=False if args.no_progress else None)
+        log.info("wrote %s (%d frames at %g fps, loops seamlessly)", out, n, args.fps)
     return 0
 
 

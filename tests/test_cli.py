@@ -169,8 +169,8 @@ def test_every_long_command_can_turn_its_bar_off():
 
 
 def test_resuming_a_run_that_does_not_exist_says_so_and_names_the_runs_there(tmp_path):
-    (tmp_path / "plasma").mkdir()
-    (tmp_path / "plasma" / "config.toml").write_text('genre = "plasma"\n')
+    (tmp_path / "gan" / "plasma").mkdir(parents=True)  # where vj gan train puts it
+    (tmp_path / "gan" / "plasma" / "config.toml").write_text('genre = "plasma"\n')
     proc = run_vj("gan", "train", "--genre", "plasma2", "--resume", "--runs", str(tmp_path))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,13 @@ def test_train_writes_samples_checkpoint_log_and_clips(genre_videos, tmp_path):
     run_vj("gan", "walk", "plasma", "--runs", str(runs), "--seconds", "1", "--fps", "12",
            "--out", str(tmp_path / "w.mp4"), check=True)
     assert count_frames(tmp_path / "w.mp4") == 12
+    # several genres at once, each into its own clips/; a typo in the last is found before any clip is made
+    shutil.copytree(run, runs / "gan" / "plasma2")
+    bad = run_vj("gan", "clip", "plasma", "plasma3", "--runs", str(runs))
+    assert bad.returncode == 2 and "runs/gan/plasma3: no checkpoint" in bad.stderr and "plasma, plasma2" in bad.stderr
+    assert not (run / "clips").exists()
+    run_vj("gan", "walk", "plasma", "plasma2", "--runs", str(runs), "--seconds", "1", "--fps", "12", check=True)
+    assert [count_frames(runs / "gan" / g / "clips" / "walk.mp4") for g in ("plasma", "plasma2")] == [12, 12]
 
 
 @pytest.mark.parametrize("d_norm", ["batch", "spectral"])
