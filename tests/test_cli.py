@@ -239,9 +239,11 @@ def test_scene_plays_the_trained_genres_of_a_runs_folder(tmp_path):
     before = out.read_text()
     again = run_vj("scene", str(runs), "--out", str(out))
     assert again.returncode == 2 and "exists" in again.stderr and out.read_text() == before  # nothing lost
-    render = run_vj("render", str(out), "--seconds", "1", "--size", "96x64", "--out", str(tmp_path / "a.mp4"),
-                    check=True, cwd=tmp_path / "show")
+    render = run_vj("render", "--seconds", "1", "--size", "96x64", "--out", str(tmp_path / "a.mp4"),
+                    check=True, cwd=tmp_path / "show")  # no scene given: the scene.toml here
     assert "failed while rendering" not in render.stderr and count_frames(tmp_path / "a.mp4") == 30
+    none_here = run_vj("render", "--seconds", "1", "--out", str(tmp_path / "b.mp4"), cwd=tmp_path)
+    assert none_here.returncode == 2 and "no scene.toml in" in none_here.stderr and "vj scene" in none_here.stderr
 
 
 def test_scene_shows_a_genres_own_mosaic_else_the_one_named_else_the_newest(tmp_path):

@@ -113,7 +113,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     """Arguments shared by ``vj live`` and ``vj render``."""
-    p.add_argument("scene", type=Path, help="scene TOML (see presets/scenes/)")
+    p.add_argument("scene", type=Path, nargs="?", default=Path("scene.toml"),
+                   help="scene TOML (default scene.toml, which vj scene writes; see presets/scenes/)")
     p.add_argument("--cues", type=Path, help="cue list TOML to follow (default: none)")
     p.add_argument("--size", help="output size WxH, at most 8K (default: the scene's)")
     p.add_argument("--fps", type=arg_number(1, 240), help="frames per second, 1-240 (default: the scene's)")
@@ -136,6 +137,9 @@ def build_engine(scene: Path, exact: bool, cues: Path | None = None, size: str |
         from gan.model import pick_device
 
         pick_device(device)
+    if scene == Path("scene.toml") and not scene.exists():  # no scene given, and none here
+        raise FileNotFoundError(f"no scene.toml in {Path.cwd()}: vj scene writes one from your runs, or give a "
+                                f"scene (e.g. demo-out/scene.toml after vj demo)")
     loaded = load_scene(scene)
     cue_list = load_cues(cues, loaded.bpm) if cues else None
     if log_file:
