@@ -270,4 +270,9 @@ def test_scene_shows_a_genres_own_mosaic_else_the_one_named_else_the_newest(tmp_
         mosaics(mosaic="half")
     with pytest.raises(ValueError, match="no trained genre"):
         scene_from_runs(tmp_path / "empty", tmp_path / "s.toml")
+    make_generator_ckpt(runs / "gan" / "v1.2" / "ckpt.pt", 1)  # a dot: one quoted key, not a nested table
+    (tmp_path / "s.toml").write_text(scene_from_runs(runs, tmp_path / "s.toml").text)
+    from vj.scene import load_scene
+
+    assert list(load_scene(tmp_path / "s.toml").genres) == ["blue", "green", "red", "v1.2"]
 

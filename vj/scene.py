@@ -306,7 +306,8 @@ def _genre_tables(gan_root: Path) -> tuple[list[str], list[list[str]], list[str]
             notes.append(f"{path.name}: no learning clip or walk yet (vj gan clip {path.name}; vj gan walk "
                          f"{path.name}; then vj scene --force)")
         genres.append(path.name)
-        tables.append([f"[genres.{path.name}]", *([f'gan = "gan/{path.name}"'] if generator else []),
+        key = path.name if re.fullmatch(r"[A-Za-z0-9_-]+", path.name) else _toml_str(path.name)  # "a.b": one key
+        tables.append([f"[genres.{key}]", *([f'gan = "gan/{path.name}"'] if generator else []),
                        "clips = [" + ", ".join(map(_toml_str, clips)) + "]"])
     return genres, tables, notes
 

@@ -266,7 +266,7 @@ def cmd_scene(args) -> int:
     print(f"wrote {out}: {len(made.genres)} genre{'s' * (len(made.genres) != 1)} ({keys}: {', '.join(keyed)})")
     others = [g for g in made.genres if g not in made.own_mosaics]
     if made.own_mosaics:
-        rest = f"; {', '.join(others)} show {made.mosaic}" if others else ""
+        rest = f"; {', '.join(others)} show{'s' * (len(others) == 1)} {made.mosaic}" if others else ""
         print(f"  mosaics: {', '.join(made.own_mosaics)} {'its' if len(made.own_mosaics) == 1 else 'their'} own{rest}")
     elif made.mosaic:
         print(f"  mosaic: {made.mosaic}")
