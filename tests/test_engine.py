@@ -483,6 +483,9 @@ def test_a_layer_sits_out_a_genre_without_its_media_without_black_or_warnings(sh
         frames = [engine.step(clock.tick()) for _ in range(12)]
     blue = frames[-1].reshape(-1, 3).mean(0)
     assert blue[2] > 150 and blue[0] < 60  # the blue clip, not the generator layer's black
+    # the switch fades red's generator out over blue's clip: no dip to black, then a pop, on the way
+    means = np.array([f.reshape(-1, 3).mean(0) for f in [red, *frames]])
+    assert means.sum(1).min() > 0.8 * min(means[0].sum(), means[-1].sum())  # the old way dipped to 0.3
     assert np.abs(red.astype(int) - frames[-1]).mean() > 20  # red showed its generator over its clip
     assert caplog.text == "" and engine.compositor.black_frames == 0
     engine.close()

@@ -261,21 +261,30 @@ class Compositor:
                 jobs.append((layer, opacity, {q.name: values[layer.prefix + q.name] for q in layer.source_params}))
 
         def layer_frame(job):
+            """The layer's frame, and how much of its opacity it shows (less while it fades in or out)."""
             layer, opacity, p = job
+            share = 1.0
             if fade_from is not None and layer.kind.follows_genre:
-                frame = layer.render_switch(fade_from, genre, fade, ctx, p, self.size)
+                layer.source(fade_from), layer.source(genre)  # offline: made now, so the layer knows what it lacks
+                if layer.sits_out(genre) != layer.sits_out(fade_from):  # one side has none of its media:
+                    shown = fade_from if layer.sits_out(genre) else genre  # the other fades out (or in) alone
+                    share = 1.0 - fade if shown == fade_from else fade
+                    frame = layer.render(shown, ctx, p, self.size)
+                else:
+                    frame = layer.render_switch(fade_from, genre, fade, ctx, p, self.size)
             else:
                 frame = layer.render(genre, ctx, p, self.size)
             if frame is None:
-                return None
+                return None, share
             if layer.effects:
                 frame = kernels.as_frame(frame)
             for fx in layer.effects:
                 frame = fx.apply(frame, ctx, self.store)
-            return frame
+            return frame, share
 
-        frames = self.workers.map(layer_frame, jobs)
-        kept = [(job, f) for job, f in zip(jobs, frames) if f is not None or not job[0].sits_out(genre, fade_from)]
+        rendered = self.workers.map(layer_frame, jobs)
+        kept = [((layer, opacity * share, p), f) for (layer, opacity, p), (f, share) in zip(jobs, rendered)
+                if (f is not None or not layer.sits_out(genre, fade_from)) and share > 0]
         jobs, frames = [job for job, _ in kept], [f for _, f in kept]
         self.black_frames += any(f is None for f in frames)
         kernels.settle_all(frames, self.workers.map, self.workers.n)  # deferred resizes (the mosaic's view)
