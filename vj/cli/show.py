@@ -248,10 +248,12 @@ def cmd_scene(args) -> int:
     from vj.scene import scene_from_runs
 
     out = args.out
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists: give another --out, or --force to replace it")
     if not args.runs.is_dir():
         raise FileNotFoundError(f"{args.runs}: no runs folder (vj gan train writes one: runs/ by default)")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give the scene's file name, e.g. {out / 'scene.toml'}")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists: give another --out, or --force to replace it")
     made = scene_from_runs(args.runs, out, args.mosaic)
     out.parent.mkdir(parents=True, exist_ok=True)
     trial = out.with_name(f".{out.name}.check.toml")  # checked beside where it goes (its root is relative)
