@@ -538,6 +538,20 @@ def test_window_shows_the_composed_frame_and_keys_act(show, monkeypatch):
     window.write(frame, 0.1)
     engine.step(clock.tick())
     assert engine.store["fx.inv.amount"] == 1.0  # the key reached the effect's input
+    # the pointer: shown while it moves, hidden once it rests (no arrow over the projection)
+    import vj.outputs.window as win
+
+    now = [1000.0]
+    monkeypatch.setattr(win.time, "monotonic", lambda: now[0])
+    pygame.event.post(pygame.event.Event(pygame.MOUSEMOTION, pos=(5, 5), rel=(1, 1), buttons=(0, 0, 0)))
+    window.write(frame, 0.2)
+    assert pygame.mouse.get_visible()
+    now[0] += win.CURSOR_IDLE + 0.1
+    window.write(frame, 0.3)
+    assert not pygame.mouse.get_visible()
+    pygame.event.post(pygame.event.Event(pygame.MOUSEMOTION, pos=(6, 5), rel=(1, 0), buttons=(0, 0, 0)))
+    window.write(frame, 0.4)
+    assert pygame.mouse.get_visible()
     window.close()
     engine.close()
 

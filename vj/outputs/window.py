@@ -1,4 +1,5 @@
-"""The pygame window: shows frames, hands key presses to the scene's key bindings, draws the help overlay.
+"""The pygame window: shows frames, hands key presses to the scene's key bindings, draws the help overlay,
+and keeps the mouse pointer off the picture (hidden in fullscreen, and after it rests a moment).
 
 Closing the window or pressing Escape ends the show cleanly.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -13,6 +15,9 @@ from vj.control.keys import KeyBindings
 from vj.params import ParamStore
 
 log = logging.getLogger(__name__)
+
+
+CURSOR_IDLE = 2.0  # seconds without moving before the mouse pointer hides (always hidden in fullscreen)
 
 
 class NoDisplay(RuntimeError):
@@ -53,6 +58,9 @@ class WindowOutput:
                 log.warning("keys: %r is not a key name; ignored", key)
         self.help = False
         self.font = pygame.font.Font(None, 24)
+        self.fullscreen = fullscreen
+        self._moved = time.monotonic()  # the pointer's last move: no arrow over the projection
+        pygame.mouse.set_visible(not fullscreen)
 
     def write(self, frame: np.ndarray, t: float) -> None:
         pg = self.pg
@@ -63,6 +71,11 @@ class WindowOutput:
                 name = pg.key.name(ev.key)
                 if not self.keys.press(name, self.store) and ev.key in (pg.K_h, pg.K_F1):
                     self.help = not self.help
+            elif ev.type == pg.MOUSEMOTION:
+                self._moved = time.monotonic()
+        shown = not self.fullscreen and time.monotonic() - self._moved < CURSOR_IDLE
+        if pg.mouse.get_visible() != shown:
+            pg.mouse.set_visible(shown)
         surf = pg.image.frombuffer(np.ascontiguousarray(frame), self.size, "RGB")
         self.screen.blit(surf, (0, 0))
         if self.help:
