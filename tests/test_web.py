@@ -434,7 +434,9 @@ def test_the_monitor_in_a_real_browser(tmp_path):
         (run_dir / "samples").mkdir(parents=True)
         for e in range(1, 4):
             Image.fromarray(np.full((16, 16, 3), e * 60, np.uint8)).save(run_dir / "samples" / f"epoch_{e:05d}.png")
-        (run_dir / "config.toml").write_text(f'genre = "{genre}"\nepochs = 300\nsize = 64\nkid_minutes = {kid_minutes}\n')
+        until = 'until = "07:30"\n' if genre == "plasma" else ""  # a deadline run: its deadline, not an ETA
+        (run_dir / "config.toml").write_text(f'genre = "{genre}"\nepochs = 300\nsize = 64\nkid_minutes = {kid_minutes}\n'
+                                             + until)
         kid = (lambda e: f"{0.9 - e / 500:.4f}" if e % 100 == 1 else "") if kid_minutes else (lambda e: "")
         (run_dir / "log.csv").write_text("epoch,step,loss_d,loss_g,d_x,d_g_z,images_per_s,elapsed_s,kid\n" + "".join(
             f"{e},{9 * e},{1 + (e % 7) / 10},{2 - (e % 5) / 10},0.6,0.4,300.0,{e / 3:.2f},{kid(e)}\n" for e in range(1, 251)))
@@ -453,9 +455,11 @@ def test_the_monitor_in_a_real_browser(tmp_path):
                 genre: c.querySelector('h3').firstChild.textContent,
                 captions: [...c.querySelectorAll('figcaption')].map(f => f.textContent),
                 keys: c.querySelector('.keys').textContent,
+                info: c.querySelectorAll('.legend')[1].textContent,
                 lines: c.querySelectorAll('svg polyline').length,
                 kids: [...c.querySelectorAll('.kid-value')].map(t => t.textContent)}))""")
             life, plasma = cards
+            assert "· until 07:30 ·" in plasma.pop("info") and "· ETA 0m" in life["info"]
             assert plasma == {"genre": "plasma", "captions": ["latest: epoch 3", "learning clip"], "lines": 5,
                               "keys": "loss dloss gKID 0.498", "kids": ["0.898", "0.498"]}
             assert life["keys"] == "loss dloss gKID off" and life["lines"] == 4 and life["kids"] == []

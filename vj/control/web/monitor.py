@@ -37,6 +37,7 @@ def summary(run: GanRun) -> dict:
         cfg = {}
     out["epochs"] = cfg.get("epochs", 0)
     out["hours"] = cfg.get("hours", 0)
+    out["until"] = cfg.get("until", "")
     out["size"] = cfg.get("size")
     out["arch"] = cfg.get("arch", "dcgan")
     kid_epochs, kid_minutes = cfg.get("kid_epochs", 0), cfg.get("kid_minutes", 0)

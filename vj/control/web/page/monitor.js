@@ -91,7 +91,10 @@ async function refresh() {
       c.badge.textContent = r.active ? "training" : "idle";
       c.badge.classList.toggle("muted", !r.active);
       const total = r.epochs ? `/${r.epochs}` : "";
-      const left = r.active ? (r.eta_s != null ? ` · ETA ${duration(r.eta_s)}` : "") : r.epochs && r.epoch >= r.epochs ? " · done" : "";
+      // a deadline run says its deadline (its ETA is the clock's); an epoch-count run its ETA
+      const deadline = r.until ? ` · until ${r.until}` : r.hours ? ` · ${r.hours} h` : "";
+      const left = r.active ? (r.eta_s != null && !r.until && !r.hours ? ` · ETA ${duration(r.eta_s)}` : deadline)
+        : r.epochs && r.epoch >= r.epochs ? " · done" : "";
       c.info.textContent = `epoch ${r.epoch}${total} · step ${r.step} · ${r.images_per_s.toFixed(0)} img/s${left}` +
         ` · ${r.arch} ${r.size ?? ""}px`;
       if (r.latest) {
