@@ -327,7 +327,8 @@ def build(inputs: list[str | Path], run: Path | MosaicRun, s: BuildSettings = Bu
     if s.fps == 0:  # fitted to the library
         seconds, stills = library_size(files, run.name)
         s = replace(s, fps=fitted_fps(seconds, max(0, SEED_GRID[0] * SEED_GRID[1] - stills)))
-        log.info("mosaic: %s s of video: %g frames a second (--fps to choose)", f"{seconds:,.0f}", s.fps)
+        if seconds > 0:
+            log.info("mosaic: %s s of video: %g frames a second (--fps to choose)", f"{seconds:,.0f}", s.fps)
     with hold(run.path, "vj mosaic build"):  # a second build of the same mosaic is refused, not interleaved
         return _build(files, run, s, progress)
 

@@ -245,7 +245,7 @@ def preset_kind(path: Path) -> str:
 
 def cmd_scene(args) -> int:
     from vj.core.runs import atomic_write_text
-    from vj.scene import scene_from_runs
+    from vj.scene import MAX_KEYED, scene_from_runs
 
     out = args.out
     if not args.runs.is_dir():
@@ -263,7 +263,7 @@ def cmd_scene(args) -> int:
     finally:
         trial.unlink(missing_ok=True)
     atomic_write_text(out, made.text)
-    keyed = made.genres[:9]
+    keyed = made.genres[:MAX_KEYED]
     keys = "key 1" if len(keyed) == 1 else f"keys 1-{len(keyed)}"
     print(f"wrote {out}: {len(made.genres)} genre{'s' * (len(made.genres) != 1)} ({keys}: {', '.join(keyed)})")
     others = [g for g in made.genres if g not in made.own_mosaics]
