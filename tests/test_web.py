@@ -217,6 +217,29 @@ def test_requests_are_rate_limited_and_never_a_server_error(show):
         engine.close()
 
 
+def test_a_genre_pad_shows_its_loops_else_its_generators_latest_sample(show, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from vj.live import _thumbnail
+    from vj.sources import Genre
+
+    def colour(jpeg):
+        return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).reshape(-1, 3).mean(0)
+
+    d, _, _ = show
+    red = colour(_thumbnail(Genre("red", clips=(d / "red.mp4",))))
+    assert red[0] > 120 > red[2]
+    run = tmp_path / "gan" / "blue"  # a genre that is a trained run alone: no loops, no mosaic
+    (run / "samples" / "z00").mkdir(parents=True)
+    for epoch, rgb in ((1, (200, 0, 0)), (12, (20, 40, 230))):  # the latest epoch's, not the first name's
+        Image.fromarray(np.full((64, 64, 3), rgb, np.uint8)).save(run / "samples" / "z00" / f"epoch_{epoch:05d}.png")
+    blue = colour(_thumbnail(Genre("blue", generator=run / "ckpt.pt")))
+    assert blue[2] > 200 > 60 > blue[0]
+    assert _thumbnail(Genre("none", generator=tmp_path / "elsewhere" / "g.pt")) is None and _thumbnail(None) is None
+
+
 def test_monitor_lists_runs_with_their_samples_and_log(tmp_path):
     from PIL import Image
 

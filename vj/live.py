@@ -23,7 +23,8 @@ from vj.control.midi import MidiControl, MidiUnavailable
 from vj.control.osc import OscFeedback, OscRouter, OscServer
 from vj.control.web import WebServer, encode_jpeg, parse_address, print_address
 from vj.core.config import PRESETS
-from vj.core.media import MediaError, fit, probe, read_frames
+from vj.core.media import MediaError, fit, probe, read_frames, read_image
+from vj.core.runs import GanRun
 from vj.engine import Engine
 from vj.guard import show_log
 from vj.outputs.file import RecordOutput
@@ -211,7 +212,8 @@ class ShowAPI:
 
 def _thumbnail(genre) -> bytes | None:
     """The middle frame with the most detail among a genre's first clips (a learning clip of dark particles
-    says less than one of the loops), else a tile of its mosaic."""
+    says less than one of the loops), else a tile of its mosaic, else its generator's latest sample (a genre
+    that is a trained run alone)."""
     if genre is None:
         return None
     frames = []
@@ -228,6 +230,12 @@ def _thumbnail(genre) -> bytes | None:
             built = shared_built(genre.mosaic)
             return encode_jpeg(fit(built.atlas[built.grid[len(built.grid) // 2]], (192, 108)), 192)
         except (ValueError, OSError):
+            return None
+    samples = GanRun(genre.generator.parent).sample_files(latent=0) if genre.generator is not None else []
+    if samples:
+        try:
+            return encode_jpeg(fit(read_image(samples[-1]), (192, 108)), 192)
+        except (MediaError, OSError):
             return None
     return None
 
