@@ -143,4 +143,6 @@ def cmd_demo(args) -> int:
         log.info("  poster.png, runs/mosaic/demo  the reframe mosaic and its grid.csv")
     log.info("  show.log                      genre switches and cues as they happened")
     log.info("Play it live: vj live %s   (or vj demo --live)", scene)
+    log.info("Your own loops: vj gan train ~/loops/NAME, then vj scene && vj live --web (README: from your own "
+             "loops to a show)")
     return 0

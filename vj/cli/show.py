@@ -14,6 +14,7 @@ from vj.core.config import PRESETS, PROJECT as ROOT
 
 LIVE_EPILOG = """\
 examples:
+  vj scene && vj live --web                                        # every genre you trained (./scene.toml)
   vj live presets/scenes/demo.toml --fullscreen --osc-port 9000 --web
   vj live scene.toml --headless --ndi reframe --seconds 3600      # an NDI-only rig, no window
   vj live scene.toml --render-scale 0.5 --midi nano                # a 2-core laptop with a controller
