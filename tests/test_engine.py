@@ -589,6 +589,46 @@ np.save({str(tmp_path / 'frame.npy')!r}, f)
     assert red_pixels.sum() >= 0.8 * h * w
 
 
+def test_fullscreen_keeps_the_shows_shape_on_any_screen():
+    from vj.outputs.window import fit
+
+    assert fit((320, 180), (1280, 720)) == (0, 0, 1280, 720)
+    assert fit((1920, 1080), (1280, 1024)) == (0, 152, 1280, 720)   # bars above and below
+    assert fit((640, 480), (1920, 1080)) == (240, 0, 1440, 1080)    # bars left and right
+
+
+@pytest.mark.skipif(not os.environ.get("VJ_TEST_DISPLAY"), reason="no Xvfb (scripts/test.sh starts one)")
+def test_fullscreen_without_a_window_manager_fills_the_screen(tmp_path):
+    """A bare X server (a kiosk's xinit) never answers SDL's fullscreen request: the window kept the show's
+    size and SDL's scaling cropped the picture to its top-left. Xvfb here runs no window manager."""
+    script = f"""
+import numpy as np, time
+from PIL import ImageGrab
+from vj.control.keys import KeyBindings
+from vj.outputs.window import WindowOutput, x11_window_manager
+from vj.params import ParamStore
+assert x11_window_manager() is False
+frame = np.zeros((180, 320, 3), np.uint8)
+frame[:, :160, 0] = 255
+frame[:, 160:, 2] = 255
+frame[60:120, 40:100] = 255
+w = WindowOutput((320, 180), ParamStore(), KeyBindings({{}}), fullscreen=True)
+for _ in range(5):
+    w.write(frame, 0.0); time.sleep(0.1)
+np.save({str(tmp_path / 'shot.npy')!r}, np.asarray(ImageGrab.grab(xdisplay={os.environ.get('VJ_TEST_DISPLAY')!r}).convert('RGB')))
+"""
+    env = {**os.environ, "SDL_VIDEODRIVER": "x11", "DISPLAY": os.environ["VJ_TEST_DISPLAY"]}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    shot = np.load(tmp_path / "shot.npy").astype(int)
+    h, w = shot.shape[:2]
+    sx, sy = w / 320, h / 180
+    assert shot[h // 2, int(10 * sx), 0] > 200 and shot[h // 2, w - int(10 * sx), 2] > 200  # both edges shown
+    assert shot[int(90 * sy), int(70 * sx)].min() > 200        # the white square, scaled to the screen
+    assert shot[int(30 * sy), int(70 * sx)].tolist()[1] < 60   # ... and not above it
+
+
 def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):
     proc = run_vj("demo", "--out", str(tmp_path / "demo"), "--train-seconds", "8", "--seconds", "2",
                   "--size", "320x180", timeout=600)
