@@ -525,10 +525,12 @@ def test_window_shows_the_composed_frame_and_keys_act(show, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     import pygame
 
-    from vj.outputs.window import WindowOutput
+    from vj.outputs.window import NoDisplay, WindowOutput
 
     d, scene_path, _ = show
     engine = Engine(load_scene(scene_path), exact=True)
+    with pytest.raises(NoDisplay, match=r"--display 5: this machine has 1 display \(0-0\)"):
+        WindowOutput(engine.size, engine.store, engine.keys, display=5)
     window = WindowOutput(engine.size, engine.store, engine.keys)
     clock = FixedClock(10)
     frame = engine.step(clock.tick())

@@ -50,6 +50,11 @@ class WindowOutput:
         if pygame.display.get_driver() in ("offscreen", "dummy") and "SDL_VIDEODRIVER" not in os.environ:
             pygame.display.quit()
             raise NoDisplay("no display to open a window on: add --headless, or set DISPLAY")
+        screens = pygame.display.get_num_displays()
+        if not 0 <= display < screens:
+            pygame.display.quit()
+            raise NoDisplay(f"--display {display}: this machine has {screens} display{'s' * (screens != 1)} "
+                            f"(0-{screens - 1})")
         pygame.font.init()
         self.place: tuple[int, int, int, int] | None = None  # (x, y, w, h) a frame is scaled to, when it is
         if not fullscreen:
