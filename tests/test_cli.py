@@ -233,6 +233,10 @@ def test_scene_plays_the_trained_genres_of_a_runs_folder(tmp_path):
     scene = load_scene(out)
     assert scene.missing == [] and list(scene.genres) == ["blue", "red"] and scene.genre == "blue"
     assert [c.name for c in scene.genres["red"].clips] == ["red.mp4", "dark.mp4"]  # not the still
+    assert "red: no learning clip or walk yet (vj gan clip red; vj gan walk red: the scene plays them once made)" \
+        in proc.stdout
+    solid_video(runs / "gan" / "red" / "clips" / "learning.mp4", (200, 200, 30))  # made after the scene
+    assert [c.name for c in load_scene(out).genres["red"].clips] == ["learning.mp4", "red.mp4", "dark.mp4"]
     assert scene.genres["red"].generator == runs / "gan" / "red" / "ckpt.pt" and scene.genres["blue"].generator is None
     assert [layer.source for layer in scene.layers] == ["clip", "generator"]  # no mosaic: no mosaic layer
     assert {k: v for k, v in scene.keys.items() if v.startswith("genre")} == {"1": "genre blue", "2": "genre red"}
@@ -262,7 +266,7 @@ def test_scene_shows_a_genres_own_mosaic_else_the_one_named_else_the_newest(tmp_
 
     def mosaics(**kw):
         made = scene_from_runs(runs, tmp_path / "s.toml", **kw)
-        return dict(re.findall(r'\[genres\.(\w+)\]\ngan = .*\nclips = .*\nmosaic = "mosaic/(\w+)"', made.text))
+        return dict(re.findall(r'\[genres\.(\w+)\]\ngan = .*\nmosaic = "mosaic/(\w+)"', made.text))
 
     assert mosaics() == {"blue": "new", "green": "new", "red": "red"}
     assert mosaics(mosaic="old") == {"blue": "old", "green": "old", "red": "red"}  # red's own still first

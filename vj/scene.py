@@ -8,9 +8,9 @@ and value; a missing media file is a warning (that layer shows black) so a show 
 over one lost clip. Sizes, rates and counts have limits, so a typo cannot ask for 200 GB of frames.
 
     [genres.particles]
-    gan = "runs/gan/particles"       # a training run: its generator, and its clips when none are named
-    mosaic = "runs/mosaic/all"       # a mosaic run directory
-    clips = ["loops/particles/*.mp4"]
+    gan = "runs/gan/particles"       # a training run: its generator, learning clips and walks (those made
+    mosaic = "runs/mosaic/all"       #   later too: each load looks again); a mosaic run directory
+    clips = ["loops/particles/*.mp4"]  # more clips, played with the run's
 """
 from __future__ import annotations
 
@@ -149,8 +149,7 @@ def _genre(name: str, g: dict, root: Path, where: str, missing: list[str]) -> Ge
         generator = run.generator()
         if generator is None:
             missing.append(f"{where} gan = {g['gan']!r}: no generator there (train it, or vj gan export)")
-        if "clips" not in g:
-            clips = run.clip_files()
+        clips = list(dict.fromkeys(run.clip_files() + clips))  # the run's own first; named twice, played once
     if "generator" in g:
         generator = root / str(g["generator"])
         if not generator.exists():
@@ -297,18 +296,21 @@ def _genre_tables(gan_root: Path) -> tuple[list[str], list[list[str]], list[str]
             notes.append(f"{path.name}: left out ({exc})")
             continue
         generator, own_clips = run.generator(), run.clip_files()
-        clips = (["gan/" + path.name + "/clips/*.mp4"] if own_clips else []) + _loop_patterns(videos)
+        # gan = the run brings its learning clips and walks, those made after this scene too; a run without
+        # a generator (yet) is named by its clips
+        clips = (["gan/" + glob.escape(path.name) + "/clips/*.mp4"] if own_clips and generator is None else []) \
+            + _loop_patterns(videos)
         if generator is None and not clips:
             notes.append(f"{path.name}: left out (no generator, clips or loops yet: vj gan train ... --genre "
                          f"{path.name})")
             continue
         if generator is not None and not own_clips:
             notes.append(f"{path.name}: no learning clip or walk yet (vj gan clip {path.name}; vj gan walk "
-                         f"{path.name}; then vj scene --force)")
+                         f"{path.name}: the scene plays them once made)")
         genres.append(path.name)
         key = path.name if re.fullmatch(r"[A-Za-z0-9_-]+", path.name) else _toml_str(path.name)  # "a.b": one key
         tables.append([f"[genres.{key}]", *([f'gan = "gan/{path.name}"'] if generator else []),
-                       "clips = [" + ", ".join(map(_toml_str, clips)) + "]"])
+                       *(["clips = [" + ", ".join(map(_toml_str, clips)) + "]"] if clips else [])])
     return genres, tables, notes
 
 
