@@ -6,8 +6,9 @@ for 96 px (the seed's size), so every size keeps DCGAN's 4x4 kernels, BatchNorm 
 generator doubles its side with the seed's transposed convolutions (``upsample="deconv"``), or, as the
 ``cpu`` profile picks, with a nearest-neighbour resize and a 3x3 convolution (``"resize"``; Odena et al.
 2016, "Deconvolution and Checkerboard Artifacts"): no checkerboard, and the fine detail the KID curve
-rewards; or with bilinear interpolation and a 3x3 convolution (``"bilinear"``), for soft material. The
-discriminator keeps its scale with the seed's BatchNorm (``d_norm="batch"``) or, for type, with spectral
+rewards; or with bilinear interpolation and a 3x3 convolution (``"bilinear"``), for soft material. Its
+BatchNorm has a learned scale and shift per channel (``g_norm="batch"``, the seed's) or one per image that
+the latent sets (``"modulated"``, the ``cpu`` profile's). The discriminator keeps its scale with the seed's BatchNorm (``d_norm="batch"``) or, for type, with spectral
 normalisation (``"spectral"``).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 from gan import fastgan
-from gan.config import D_NORMS, UPSAMPLES
+from gan.config import D_NORMS, G_NORMS, UPSAMPLES
 from vj.core.runs import atomic_write_bytes
 
 
@@ -99,24 +100,57 @@ def _double(c_in: int, c_out: int, upsample: str) -> nn.Module:
     return ResizeConv(c_in, c_out, "nearest" if upsample == "resize" else "bilinear")
 
 
+class ModulatedBatchNorm(nn.Module):
+    """Self-modulated BatchNorm (Chen et al. 2019, "On Self Modulation for Generative Adversarial Networks"):
+    BatchNorm without a scale and shift of its own, then a scale and shift per image and channel that a small
+    MLP reads from the image's latent. Every layer hears z, not only the 4x4 base the first convolution makes
+    of it, so a trait a frame holds throughout (a word's colour, its ground's) is one MLP output away. On the
+    2-core CPU it took typography's KID after 4 minutes to 0.30 (BatchNorm: 0.40-0.45, with white outline
+    letters where the frames have coloured ones; scripts/bench/RESULTS.md). The MLP's last layer starts at
+    zero: the untrained generator is the BatchNorm one with unit scale. ``Generator`` hands it z."""
+
+    def __init__(self, channels: int, nz: int, hidden: int = 32):
+        super().__init__()
+        self.bn: nn.Module = nn.BatchNorm2d(channels, affine=False)  # nn.Identity once folded (gan.walk)
+        self.mlp = nn.Sequential(nn.Linear(nz, hidden), nn.ReLU(True), nn.Linear(hidden, 2 * channels))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        gain, shift = self.mlp(z)[:, :, None, None].chunk(2, dim=1)
+        return self.bn(x) * (1 + gain) + shift
+
+
 class Generator(nn.Module):
-    def __init__(self, size: int = 64, nz: int = 100, ngf: int = 64, upsample: str = "deconv"):
+    def __init__(self, size: int = 64, nz: int = 100, ngf: int = 64, upsample: str = "deconv", norm: str = "batch"):
         super().__init__()
         if upsample not in UPSAMPLES:
             raise ValueError(f"upsample {upsample!r} is not one of {', '.join(UPSAMPLES)}")
+        if norm not in G_NORMS:
+            raise ValueError(f"norm {norm!r} is not one of {', '.join(G_NORMS)}")
         base, n = _plan(size)
         widths = _widths(n, ngf)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, widths[0], base, 1, 0, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+
+        def bn(channels: int) -> nn.Module:
+            return ModulatedBatchNorm(channels, nz) if norm == "modulated" else nn.BatchNorm2d(channels)
+
+        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, widths[0], base, 1, 0, bias=False), bn(widths[0]),
+                                   nn.ReLU(True)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [_double(c_in, c_out, upsample), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [_double(c_in, c_out, upsample), bn(c_out), nn.ReLU(True)]
         layers += [_double(widths[-1], 3, upsample), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.size, self.nz = size, nz
+        self.size, self.nz, self.modulated = size, nz, norm == "modulated"
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # (B, nz) or (B, nz, 1, 1) -> (B, 3, size, size) in [-1, 1]
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        x = z.view(z.shape[0], -1, 1, 1)
+        if not self.modulated:
+            return self.net(x)
+        flat = x.flatten(1)
+        for layer in self.net:
+            x = layer(x, flat) if isinstance(layer, ModulatedBatchNorm) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -124,10 +158,12 @@ class Discriminator(nn.Module):
     convolution but the first and the last. Real and fake images go through D in separate calls, so each
     batch's statistics also tell D which kind it holds (likely why colour fields learn faster with it).
     ``norm="spectral"``: no BatchNorm; every convolution's weight is divided by its largest singular value
-    (Miyato et al. 2018, one power iteration a call), and D judges each image alone. For type: in 4 minutes
-    on the 2-core CPU typography's KID ended at 0.35-0.37 against BatchNorm's 0.40-0.45; every other genre
-    measured ended higher or no lower: plasma 0.53 against 0.26, tunnel 0.88 against 0.66, particles 0.39
-    against 0.31, life 0.17 against 0.09-0.12, mandelbrot 0.26 against 0.18-0.29 (scripts/bench/RESULTS.md)."""
+    (Miyato et al. 2018, one power iteration a call), and D judges each image alone. With the seed's
+    generator, in 4 minutes on the 2-core CPU, typography's KID ended at 0.35-0.37 against BatchNorm's
+    0.40-0.45, and every other genre measured higher or no lower: plasma 0.53 against 0.26, tunnel 0.88
+    against 0.66, particles 0.39 against 0.31, life 0.17 against 0.09-0.12, mandelbrot 0.26 against 0.18-0.29.
+    With the ``cpu`` profile's modulated generator typography ends higher with it too: 0.40 against 0.30
+    (scripts/bench/RESULTS.md)."""
 
     def __init__(self, size: int = 64, ndf: int = 64, norm: str = "batch"):
         super().__init__()
@@ -158,7 +194,7 @@ def init_weights(module: nn.Module) -> None:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         w = module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight") else module.weight
         nn.init.normal_(w, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -168,7 +204,8 @@ def build_networks(cfg) -> tuple[nn.Module, nn.Module]:
     if getattr(cfg, "arch", "dcgan") == "fastgan":
         G, D = fastgan.Generator(cfg.size, cfg.nz, cfg.ngf), fastgan.Discriminator(cfg.size, cfg.ndf)
     else:
-        G, D = Generator(cfg.size, cfg.nz, cfg.ngf, cfg.upsample), Discriminator(cfg.size, cfg.ndf, cfg.d_norm)
+        G = Generator(cfg.size, cfg.nz, cfg.ngf, cfg.upsample, cfg.g_norm)
+        D = Discriminator(cfg.size, cfg.ndf, cfg.d_norm)
     G.apply(init_weights)
     D.apply(init_weights)
     return G, D
@@ -178,7 +215,8 @@ def generator_of(cfg: dict) -> nn.Module:
     """An (uninitialised) generator of the shape a checkpoint's ``cfg`` names."""
     if cfg.get("arch", "dcgan") == "fastgan":
         return fastgan.Generator(cfg["size"], cfg["nz"], cfg["ngf"])
-    return Generator(cfg["size"], cfg["nz"], cfg["ngf"], cfg.get("upsample", "deconv"))  # older runs: the seed's
+    return Generator(cfg["size"], cfg["nz"], cfg["ngf"], cfg.get("upsample", "deconv"),  # older runs: the seed's
+                     cfg.get("g_norm", "batch"))
 
 
 def pick_device(name: str) -> torch.device:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from gan.fastgan import Noise, bake
-from gan.model import ResizeConv
+from gan.model import ModulatedBatchNorm, ResizeConv
 from vj.core.onnx import CpuSession, export_onnx
 
 log = logging.getLogger("vj")
@@ -132,8 +132,10 @@ def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
     """A copy of an eval-mode generator with every convolution followed by BatchNorm (a ``ConvTranspose2d``,
     a ``ResizeConv`` as the transposed one it is, or a ``Conv2d``, in DCGAN and FastGAN; FastGAN's fixed eval
     noise may sit between them) as one biased convolution: w' = w * s per output channel,
-    b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the noise between them is scaled by s per channel. An exact rewrite: eval-mode BatchNorm is a per-channel
-    scale and shift. Spectral normalisation is baked into the weights first."""
+    b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps); the noise between them is scaled by s per channel.
+    An exact rewrite: eval-mode BatchNorm is a per-channel scale and shift. A ``ModulatedBatchNorm`` keeps its
+    latent-set scale and shift after the folded convolution (its BatchNorm has none of its own: gamma 1,
+    beta 0). Spectral normalisation is baked into the weights first."""
     folded = bake(copy.deepcopy(generator).eval())
     convs = (torch.nn.ConvTranspose2d, torch.nn.Conv2d)
     for seq in [m for m in folded.modules() if isinstance(m, torch.nn.Sequential)]:
@@ -144,9 +146,12 @@ def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
             m = mods[i]
             noise = mods[i + 1] if i + 1 < len(mods) and isinstance(mods[i + 1], Noise) else None
             j = i + (2 if noise is not None else 1)
-            bn = mods[j] if j < len(mods) and isinstance(mods[j], torch.nn.BatchNorm2d) else None
-            if isinstance(m, convs) and bn is not None and m.groups == 1:
-                s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            after = mods[j] if j < len(mods) else None
+            modulated = after if isinstance(after, ModulatedBatchNorm) else None
+            bn = modulated.bn if modulated is not None else after
+            if isinstance(m, convs) and isinstance(bn, torch.nn.BatchNorm2d) and m.groups == 1:
+                gamma, beta = (bn.weight, bn.bias) if bn.affine else (1.0, 0.0)
+                s = gamma / torch.sqrt(bn.running_var + bn.eps)
                 kind = torch.nn.ConvTranspose2d if isinstance(m, torch.nn.ConvTranspose2d) else torch.nn.Conv2d
                 extra = {"output_padding": m.output_padding} if kind is torch.nn.ConvTranspose2d else {}
                 conv = kind(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=True,
@@ -155,12 +160,15 @@ def fold_batchnorm(generator: torch.nn.Module) -> torch.nn.Module:
                     shape = (1, -1, 1, 1) if kind is torch.nn.ConvTranspose2d else (-1, 1, 1, 1)
                     conv.weight.copy_(m.weight * s.view(*shape))
                     bias = m.bias if m.bias is not None else torch.zeros_like(s)
-                    conv.bias.copy_((bias - bn.running_mean) * s + bn.bias)
+                    conv.bias.copy_((bias - bn.running_mean) * s + beta)
                 out.append(conv.eval())
                 if noise is not None:
                     scaled = copy.deepcopy(noise)
                     scaled.weight = torch.nn.Parameter((noise.weight * s).view(1, -1, 1, 1).detach())
                     out.append(scaled.eval())
+                if modulated is not None:  # the latent's scale and shift stay, after the folded normalisation
+                    modulated.bn = torch.nn.Identity()
+                    out.append(modulated.eval())
                 i = j + 1
             else:
                 out.append(m)

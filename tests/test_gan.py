@@ -73,13 +73,14 @@ def test_train_writes_samples_checkpoint_log_and_clips(genre_videos, tmp_path):
     assert [count_frames(runs / "gan" / g / "clips" / "walk.mp4") for g in ("plasma", "plasma2")] == [12, 12]
 
 
-@pytest.mark.parametrize("d_norm", ["batch", "spectral"])
-def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path, monkeypatch, d_norm):
+@pytest.mark.parametrize("g_norm, d_norm", [("batch", "batch"), ("modulated", "spectral")])
+def test_resume_after_2_of_4_epochs_equals_4_straight(genre_videos, tmp_path, monkeypatch, g_norm, d_norm):
     import gan.augment
 
     monkeypatch.setattr(gan.augment, "ADA_TARGET", -1.0)  # p rises at every step: its state must resume too
     straight, split = tmp_path / "a", tmp_path / "b"
-    cfg = replace(tiny_cfg(genre_videos["tunnel"]), augment="translation,color", adaptive="color", d_norm=d_norm)
+    cfg = replace(tiny_cfg(genre_videos["tunnel"]), augment="translation,color", adaptive="color", g_norm=g_norm,
+                  d_norm=d_norm)
     train_genre(replace(cfg, epochs=4), straight, progress=False)
     first = train_genre(replace(cfg, epochs=2), split, progress=False)
     assert first.status == "done" and first.epoch == 2
@@ -121,7 +122,7 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
     train_genre(tiny_cfg(genre_videos["tunnel"], epochs=1), run, progress=False)
     ckpt = torch.load(run / "ckpt.pt", weights_only=True)
     del ckpt["G_ema"], ckpt["aug"]  # as an earlier release wrote it
-    for key in ("upsample", "adaptive", "d_norm"):
+    for key in ("upsample", "adaptive", "g_norm", "d_norm"):
         del ckpt["cfg"][key]
     torch.save(ckpt, run / "ckpt.pt")
     rows = [line.split(",") for line in (run / "log.csv").read_text().splitlines()]
@@ -135,6 +136,8 @@ def test_a_checkpoint_from_before_the_weight_average_resumes(genre_videos, tmp_p
         Trainer(run, tiny_cfg(genre_videos["tunnel"], upsample="resize"), resume=True, progress=False)
     with pytest.raises(ValueError, match="the checkpoint has d_norm = 'batch', the run's settings say 'spectral'"):
         Trainer(run, tiny_cfg(genre_videos["tunnel"], d_norm="spectral"), resume=True, progress=False)
+    with pytest.raises(ValueError, match="the checkpoint has g_norm = 'batch', the run's settings say 'modulated'"):
+        Trainer(run, tiny_cfg(genre_videos["tunnel"], g_norm="modulated"), resume=True, progress=False)
 
 
 def test_existing_run_needs_resume(genre_videos, tmp_path):
@@ -309,7 +312,7 @@ def test_presets_with_a_folder_are_its_settings_a_later_one_over_an_earlier_one(
     [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", typo, "--arch", "fastgan", "--size", "256")
     assert (cfg.arch, cfg.d_norm, cfg.augment) == ("fastgan", "batch", "translation,cutout")  # its DCGAN D left out
     [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan", "--size", "256")
-    assert (cfg.arch, cfg.upsample, cfg.size) == ("fastgan", "deconv", 256)  # quick-cpu's upsample = "resize" left out
+    assert (cfg.arch, cfg.upsample, cfg.g_norm, cfg.size) == ("fastgan", "deconv", "batch", 256)  # quick-cpu's left out
     [(cfg, _)] = jobs(genre_videos["tunnel"], "--preset", cpu, "--arch", "fastgan")  # its 64 px: FastGAN's smallest
     assert (cfg.arch, cfg.size, cfg.batch) == ("fastgan", 128, 8)
     with pytest.raises(ValueError, match="size 64 is not one of fastgan's sizes"):  # given with it: refused
@@ -457,6 +460,33 @@ def test_the_resize_doubling_is_an_upsampling_then_a_3x3_convolution_borders_inc
         ResizeConv(5, 4, "bicubic")
 
 
+def test_a_modulated_generator_starts_as_the_batchnorm_one_and_learns_each_images_scale_from_its_latent():
+    from gan.model import ModulatedBatchNorm
+
+    torch.manual_seed(0)
+    mod = Generator(32, 16, 8, "resize", "modulated")
+    mod.apply(init_weights)
+    plain = Generator(32, 16, 8, "resize", "batch")
+    convs = {k: v for k, v in mod.state_dict().items() if ".bn." not in k and ".mlp." not in k}
+    plain.load_state_dict(convs, strict=False)  # the same convolutions; BatchNorm's own scale 1 and shift 0
+    for m in plain.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    z = torch.randn(8, 16)
+    assert torch.allclose(mod(z), plain(z), atol=1e-6)  # untrained, it is the seed's generator
+    first = next(m for m in mod.modules() if isinstance(m, ModulatedBatchNorm))
+    mod(z).square().mean().backward()
+    assert first.mlp[2].weight.grad.abs().sum() > 0  # the latent's scale and shift learn from the first step
+    with torch.no_grad():
+        first.mlp[2].weight.normal_(0, 0.3)
+        x = torch.randn(8, 32, 4, 4)  # one feature map (the base, 32 channels), two latents: two scales
+        a, b = first(x, z), first(x, torch.roll(z, 1, 0))
+    assert not torch.allclose(a, b, atol=1e-3)
+    with pytest.raises(ValueError, match="norm 'layer' is not one of batch, modulated"):
+        Generator(32, norm="layer")
+
+
 def test_a_spectral_discriminator_judges_each_image_alone_with_unit_spectral_norms():
     import copy
 
@@ -483,15 +513,20 @@ def test_a_spectral_discriminator_judges_each_image_alone_with_unit_spectral_nor
         Discriminator(64, norm="layer")
 
 
-@pytest.mark.parametrize("upsample", ["deconv", "resize", "bilinear"])
-def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch, upsample):
+@pytest.mark.parametrize("upsample, norm", [("deconv", "batch"), ("resize", "batch"), ("bilinear", "batch"),
+                                           ("resize", "modulated")])
+def test_frozen_renderer_folds_batchnorm_and_runs_single_images_on_onnx_runtime(monkeypatch, upsample, norm):
     torch.manual_seed(0)
-    g = Generator(32, upsample=upsample)
+    g = Generator(32, upsample=upsample, norm=norm)
     g.apply(init_weights)
     for m in g.modules():  # trained-looking statistics, so a wrong fold cannot pass by accident
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
+            if m.affine:
+                m.bias.data.uniform_(-0.2, 0.2)
+        if isinstance(m, torch.nn.Linear):  # a trained modulation: its last layer no longer zero
+            m.weight.data.normal_(0, 0.2)
             m.bias.data.uniform_(-0.2, 0.2)
     g.eval()
     z = torch.randn(3, g.nz)
@@ -566,21 +601,23 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-@pytest.mark.parametrize("arch, upsample, d_norm", [("dcgan", "deconv", "batch"), ("dcgan", "resize", "spectral"),
-                                                    ("dcgan", "bilinear", "batch"), ("fastgan", "deconv", "batch")],
-                         ids=["dcgan", "dcgan-resize-spectral", "dcgan-bilinear", "fastgan"])
-def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample, d_norm):
+@pytest.mark.parametrize("arch, upsample, g_norm, d_norm", [
+    ("dcgan", "deconv", "batch", "batch"), ("dcgan", "resize", "modulated", "spectral"),
+    ("dcgan", "bilinear", "batch", "batch"), ("fastgan", "deconv", "batch", "batch")],
+    ids=["dcgan", "dcgan-resize-modulated-spectral", "dcgan-bilinear", "fastgan"])
+def test_cuda_graph_step_equals_the_eager_step(tmp_path, arch, upsample, g_norm, d_norm):
     """The captured-and-replayed step trains the same networks as eager steps (same batches, same RNG);
     FastGAN replays one graph per decoder quarter, picked by the same host draws as its eager steps. The
     `resize` and `bilinear` generators build their transposed kernels from their 3x3 weights inside the graph,
-    at every replay, and a spectrally normalised D runs its power iteration there."""
+    at every replay, a modulated G reads its scales from the latents there, and a spectrally normalised D
+    runs its power iteration there."""
     size, batch, steps = (64, 16, 8) if arch == "dcgan" else (128, 8, 16)
     frames = np.random.default_rng(0).integers(0, 256, (4 * batch, size, size, 3), dtype=np.uint8)
     runs = {}
     for graphed in (False, True):
         cfg = TrainConfig(genre="g", arch=arch, size=size, batch=batch, nz=64, ngf=16, ndf=16, n_fixed=16,
                           augment="color,translation,cutout", device="cuda", cuda_graph=graphed, upsample=upsample,
-                          d_norm=d_norm)
+                          g_norm=g_norm, d_norm=d_norm)
         tr = Trainer(tmp_path / str(graphed), cfg, progress=False)
         assert tr.graphed == graphed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -891,12 +928,17 @@ def test_the_profile_picks_cpu_settings_on_a_cpu_and_flags_win(monkeypatch):
     fast = settings({"genre": "g", "videos": "/v", "arch": "fastgan"})  # the cpu profile, FastGAN
     assert fast.arch == "fastgan" and fast.size == 128  # FastGAN's smallest, not the profile's DCGAN 64 px
     assert cfg.d_norm == "batch" and settings({"genre": "g", "videos": "/v", "d_norm": "spectral"}).d_norm == "spectral"
-    assert (fast.upsample, fast.d_norm) == ("deconv", "batch")  # not the profile's DCGAN layers, unused
+    assert cfg.g_norm == "modulated" and settings({"genre": "g", "videos": "/v", "g_norm": "batch"}).g_norm == "batch"
+    assert (fast.upsample, fast.g_norm, fast.d_norm) == ("deconv", "batch", "batch")  # not the profile's DCGAN layers
     assert settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 256}).size == 256
     with pytest.raises(ValueError, match="upsample = 'bilinear' is DCGAN's setting: FastGAN's networks"):
         settings({"genre": "g", "videos": "/v", "arch": "fastgan", "size": 128, "upsample": "bilinear"})
     with pytest.raises(ValueError, match="d_norm = 'spectral' is DCGAN's setting"):
         settings({"genre": "g", "videos": "/v", "arch": "fastgan", "d_norm": "spectral"})
+    with pytest.raises(ValueError, match="g_norm = 'modulated' is DCGAN's setting"):
+        settings({"genre": "g", "videos": "/v", "arch": "fastgan", "g_norm": "modulated"})
+    with pytest.raises(ValueError, match="g_norm 'layer' is not one of batch, modulated"):
+        settings({"genre": "g", "videos": "/v", "g_norm": "layer"})
     with pytest.raises(ValueError, match="d_norm 'layer' is not one of batch, spectral"):
         settings({"genre": "g", "videos": "/v", "d_norm": "layer"})
 

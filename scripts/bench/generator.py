@@ -13,7 +13,7 @@ Untrained weights: speed does not depend on what a generator learned.
 
     python scripts/bench/generator.py [--sizes 64,96,128] [--seconds 3] [--device auto]
     python scripts/bench/generator.py --arch fastgan --sizes 256 [--ngf 64]
-    python scripts/bench/generator.py --sizes 64 --ngf 24 --upsample resize    # what the cpu profile trains
+    python scripts/bench/generator.py --sizes 64 --ngf 24 --upsample resize --g-norm modulated  # the cpu profile's
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def per_second(fn, seconds: float, sync) -> tuple[float, list[float]]:
 
 
 def main() -> None:
-    from gan.config import PROFILES, UPSAMPLES, TrainConfig  # torch-free: --help stays quick
+    from gan.config import G_NORMS, PROFILES, UPSAMPLES, TrainConfig  # torch-free: --help stays quick
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="64,96,128")
@@ -53,6 +53,8 @@ def main() -> None:
     p.add_argument("--ngf", type=int, help="generator width (default: the arch's default)")
     p.add_argument("--upsample", default="deconv", choices=UPSAMPLES,
                    help="DCGAN's doubling: deconv (the seed's), resize (the cpu profile's) or bilinear")
+    p.add_argument("--g-norm", default="batch", choices=G_NORMS,
+                   help="DCGAN's generator BatchNorm: batch (the seed's) or modulated (the cpu profile's)")
     args = p.parse_args()
     header("live generator")
     from gan.fastgan import bake
@@ -67,7 +69,7 @@ def main() -> None:
         for size in map(int, args.sizes.split(",")):
             extra = {"nz": PROFILES["gpu"]["nz"]} if args.arch == "fastgan" else {}
             cfg = TrainConfig(arch=args.arch, size=size, ngf=args.ngf or TrainConfig.ngf, upsample=args.upsample,
-                              **extra)
+                              g_norm=args.g_norm if args.arch == "dcgan" else "batch", **extra)
             torch.manual_seed(0)
             g, _ = build_networks(cfg)
             state = {k: v.clone() for k, v in g.state_dict().items()}  # as a checkpoint holds it
