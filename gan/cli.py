@@ -22,7 +22,7 @@ examples:
   vj gan train ~/loops/particles ~/loops/type --until 07:30        # queue; genre = folder name
   vj gan train --preset presets/genres/particles.toml --hours 8
   vj gan train ~/loops/plasma --set upsample=bilinear               # soft material: smoother generator
-  vj gan train ~/loops/type --preset presets/genres/typography.toml # its settings on your loops (d_norm=spectral)
+  vj gan train ~/loops/type --preset presets/genres/typography.toml # its settings on your loops (dedupe=2)
   vj gan train ~/posters --genre posters --arch fastgan             # a folder of stills (few-shot)
   vj gan train ~/loops/type --preset presets/genres/overnight-gpu.toml --until 07:30
   vj gan train --genre particles --resume                          # continue with the run's own settings
