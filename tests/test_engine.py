@@ -617,7 +617,16 @@ frame[60:120, 40:100] = 255
 w = WindowOutput((320, 180), ParamStore(), KeyBindings({{}}), fullscreen=True)
 for _ in range(5):
     w.write(frame, 0.0); time.sleep(0.1)
-np.save({str(tmp_path / 'shot.npy')!r}, np.asarray(ImageGrab.grab(xdisplay={os.environ.get('VJ_TEST_DISPLAY')!r}).convert('RGB')))
+grab = lambda: np.asarray(ImageGrab.grab(xdisplay={os.environ.get('VJ_TEST_DISPLAY')!r}).convert('RGB'))
+np.save({str(tmp_path / 'shot.npy')!r}, grab())
+w.close()
+import pygame
+w = WindowOutput((240, 180), ParamStore(), KeyBindings({{}}), fullscreen=True)  # 4:3 on 16:9: bars at the sides
+for _ in range(2):  # the help shown, then hidden again
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_h, mod=0, unicode="h", scancode=0))
+    for _ in range(3):
+        w.write(frame[:, :240], 0.0); time.sleep(0.05)
+np.save({str(tmp_path / 'bars.npy')!r}, grab())
 """
     env = {**os.environ, "SDL_VIDEODRIVER": "x11", "DISPLAY": os.environ["VJ_TEST_DISPLAY"]}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
@@ -629,6 +638,10 @@ np.save({str(tmp_path / 'shot.npy')!r}, np.asarray(ImageGrab.grab(xdisplay={os.e
     assert shot[h // 2, int(10 * sx), 0] > 200 and shot[h // 2, w - int(10 * sx), 2] > 200  # both edges shown
     assert shot[int(90 * sy), int(70 * sx)].min() > 200        # the white square, scaled to the screen
     assert shot[int(30 * sy), int(70 * sx)].tolist()[1] < 60   # ... and not above it
+    bars = np.load(tmp_path / "bars.npy").astype(int)
+    side = (w - h * 4 // 3) // 2
+    assert bars[:, : side - 2].max() == 0 and bars[:, w - side + 2:].max() == 0  # black: no help text left there
+    assert bars[h // 2, side + 20, 0] > 200 and bars[h // 2, w - side - 20, 2] > 200  # the picture between them
 
 
 def test_demo_in_a_reduced_size_finishes_and_writes_its_video(tmp_path):

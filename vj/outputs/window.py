@@ -100,7 +100,7 @@ class WindowOutput:
             self.screen.blit(pg.image.frombuffer(np.ascontiguousarray(frame), self.size, "RGB"), (0, 0))
         else:
             x, y, w, h = self.place
-            scaled = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+            scaled = cv2.resize(np.ascontiguousarray(frame), (w, h), interpolation=cv2.INTER_LINEAR)
             self.screen.blit(pg.image.frombuffer(scaled, (w, h), "RGB"), (x, y))
         if self.help:
             self._overlay()
@@ -109,11 +109,12 @@ class WindowOutput:
     def _overlay(self) -> None:
         pg = self.pg
         lines = ["keys (h: hide help, Esc: quit)"] + self.keys.help_lines() + [self.store.status()]
-        box = pg.Surface((min(self.size[0], 520), 22 * len(lines) + 12), pg.SRCALPHA)
+        x, y, w, _ = self.place or (0, 0, *self.size)  # on the picture: a frame paints over it once hidden
+        box = pg.Surface((min(w, 520), 22 * len(lines) + 12), pg.SRCALPHA)
         box.fill((0, 0, 0, 180))
         for i, line in enumerate(lines):
             box.blit(self.font.render(line, True, (255, 255, 255)), (10, 6 + 22 * i))
-        self.screen.blit(box, (10, 10))
+        self.screen.blit(box, (x + 10, y + 10))
 
     def screenshot(self) -> np.ndarray:
         """What the window shows now, as (H, W, 3) uint8."""
