@@ -8,8 +8,8 @@ generator doubles its side with the seed's transposed convolutions (``upsample="
 2016, "Deconvolution and Checkerboard Artifacts"): no checkerboard, and the fine detail the KID curve
 rewards; or with bilinear interpolation and a 3x3 convolution (``"bilinear"``), for soft material. Its
 BatchNorm has a learned scale and shift per channel (``g_norm="batch"``, the seed's) or one per image that
-the latent sets (``"modulated"``, the ``cpu`` profile's). The discriminator keeps its scale with the seed's BatchNorm (``d_norm="batch"``) or, for type, with spectral
-normalisation (``"spectral"``).
+the latent sets (``"modulated"``, the ``cpu`` profile's). The discriminator keeps its scale with the seed's
+BatchNorm (``d_norm="batch"``) or with spectral normalisation (``"spectral"``).
 """
 from __future__ import annotations
 
