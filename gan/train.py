@@ -91,13 +91,18 @@ def _init_dist(device: torch.device) -> None:
     import torch.distributed as dist
 
     if dist_info()[1] > 1 and not dist.is_initialized():
+        # DDP imports torch._dynamo, and an import of it after the group exists keeps module-level
+        # references to the group: destroy_process_group then cannot free it (close_dist)
+        import torch._dynamo.utils  # noqa: F401
+
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def close_dist() -> None:
-    """Every rank, after its queue: wait for the others, then leave the process group. Without it Gloo's
-    worker threads outlive the interpreter and a rank whose run succeeded dies with SIGABRT ("terminate
-    called without an active exception"), which fails the whole torchrun."""
+    """Every rank, after its queue: wait for the others, then leave the process group, which joins Gloo's
+    worker threads. A group still alive at exit is freed while the interpreter shuts down, and a rank whose
+    run succeeded can die there with SIGABRT ("terminate called without an active exception"), failing the
+    whole torchrun (_init_dist makes sure nothing else holds the group)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
