@@ -613,6 +613,7 @@ def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path, d_norm):
     ck = state(tmp_path / "gan" / "ddp")
     assert ck["epoch"] == 2
     assert proc.stderr.count("ddp: done at epoch 2") == 1  # only rank 0 reports and writes
+    assert proc.stderr.count("ddp: profile cpu:") == 1  # and only it says what the profile chose
     # every rank left its process group before exiting: no Gloo thread is left for the interpreter's shutdown,
     # where freeing the group killed a finished rank with SIGABRT now and then (one CI run in about a dozen)
     exits = [line for line in proc.stderr.splitlines() if "threads at exit" in line]
