@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import importlib.util
 import re
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -280,3 +283,18 @@ def test_scene_shows_a_genres_own_mosaic_else_the_one_named_else_the_newest(tmp_
 
     assert list(load_scene(tmp_path / "s.toml").genres) == ["blue", "green", "red", "v1.2"]
 
+
+
+def test_a_bench_warns_when_the_machine_is_already_busy(capsys):
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "scripts" / "bench" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.3)  # started
+        common.header("a bench beside a busy loop")
+    finally:
+        spin.kill()
+        spin.wait()
+    out = capsys.readouterr().out
+    assert "cores already busy before this bench started" in out, out

@@ -73,5 +73,16 @@ def procedural_videos(out: Path, per_genre: int = 3, seconds: float = 4.0) -> di
             for g in GENRES}
 
 
+def cores_busy(seconds: float = 1.0) -> float:
+    """How many cores the whole machine kept busy over ``seconds`` (Linux /proc/stat; 0 elsewhere)."""
+    before, t0 = cpu_times()[0], time.monotonic()
+    time.sleep(seconds)
+    return (cpu_times()[0] - before) / (time.monotonic() - t0)
+
+
 def header(title: str) -> None:
     print(f"== {title}\n   machine: {machine()}")
+    busy = cores_busy()
+    if busy > 0.3:  # a test run or another bench beside this one takes its share of the 2 cores
+        print(f"   WARNING: {busy:.1f} of {os.cpu_count()} cores already busy before this bench started: its "
+              f"timings, and what a run learns in its minutes, will read low; stop the other work first")
