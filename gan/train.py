@@ -16,11 +16,13 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -515,6 +517,22 @@ class Trainer:
     def request_stop(self, *_):
         self._stop_requested = True
 
+    def _agreed_stop(self, deadline: float | None, every: int = 1) -> bool:
+        """Whether to stop now: Ctrl-C, or the deadline passed. Under torchrun every process must stop at the
+        same step, or the others wait in the next step's all-reduce for ever (a deadline read from each
+        process's clock, or one process's Ctrl-C, falls between their checks sooner or later). So they agree
+        every ``every`` steps, on any one's reason; their step counts are the same."""
+        want = self._stop_requested or bool(deadline and time.time() > deadline)
+        if self.world == 1:
+            return want
+        if self.step % every:
+            return False
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(want)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def fit(self, frames: np.ndarray, active: np.ndarray, deadline: float | None = None) -> Outcome:
         failed = True
         try:
@@ -602,7 +620,7 @@ class Trainer:
                     check()  # never checkpoint weights a NaN has reached
                     self.save()
                     last_ckpt = time.time()
-                if self._stop_requested or (deadline and time.time() > deadline):
+                if self._agreed_stop(deadline, sync_every):
                     break
             check()
             bar.close()
@@ -614,7 +632,7 @@ class Trainer:
             self.batch_in_epoch = 0
             if self.sample_stride(self.epoch) > self.sample_stride(self.epoch - 1):
                 self.prune_samples(self.sample_stride(self.epoch))  # queued first: it never takes this epoch's
-            stopping = self._stop_requested or bool(deadline and time.time() > deadline and self.epoch < epochs)
+            stopping = self._agreed_stop(deadline) and self.epoch < epochs
             ending = stopping or self.epoch >= epochs  # this epoch is the run's last
             if self.keeps(self.epoch) or ending:  # the clip always ends on the run's last state
                 self.write_samples(self.sample_name(cfg.samples_per_epoch, cfg.samples_per_epoch))
@@ -900,10 +918,14 @@ def _train_genre(cfg: TrainConfig, run: GanRun, resume: bool, deadline: float | 
                 cache = load_cache()
         if rank == 0:
             log.info("%s: %s", cfg.genre, cache.report)
-        return trainer.fit(cache.frames, cache.active, deadline)
+        try:
+            return trainer.fit(cache.frames, cache.active, deadline)
+        except Exception as exc:
+            if trainer.world > 1:
+                _leave_torchrun(trainer, exc)
+            raise
     except TrainingDiverged as exc:
-        return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step,
-                       f"{exc}; kept the last good checkpoint (try a lower --set lr=, or --set augment=)")
+        return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step, f"{exc}; {DIVERGED_ADVICE}")
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - reported with where it happened; the queue goes on
@@ -911,6 +933,24 @@ def _train_genre(cfg: TrainConfig, run: GanRun, resume: bool, deadline: float | 
         return Outcome(cfg.genre, "failed", trainer.epoch, trainer.step, describe_error(exc))
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+DIVERGED_ADVICE = "kept the last good checkpoint (try a lower --set lr=, or --set augment=)"
+
+
+def _leave_torchrun(trainer: Trainer, exc: Exception) -> NoReturn:
+    """A process that failed while training under torchrun: the others are in, or about to enter, a collective
+    that waits for it, and would wait for ever (Gloo's timeout is half an hour) without a word. It says why in
+    one line and exits at once; torchrun then stops the others. Not through the interpreter's shutdown, which
+    would free a process group still in use. The last checkpoint stays, so --resume goes on from it."""
+    what = f"{exc}; {DIVERGED_ADVICE}" if isinstance(exc, TrainingDiverged) else describe_error(exc)
+    log.debug("rank %d failed", trainer.rank, exc_info=True)
+    log.error("%s: failed on rank %d at epoch %d (step %d): %s. Every process stops; resume with --resume",
+              trainer.cfg.genre, trainer.rank, trainer.epoch, trainer.step, what)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def train_queue(jobs: list[tuple[TrainConfig, Path | GanRun]], resume: bool,

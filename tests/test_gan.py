@@ -598,17 +598,52 @@ def _threads():
 atexit.register(_threads)
 """
 
+# rank 1 alone changes one of gan.train's functions, as soon as the module has loaded (at the next import)
+ON_RANK_1 = """
+import builtins, os, sys
+
+if os.environ.get("RANK") == "1":
+    _import = builtins.__import__
+
+    def _patching(*args, **kw):
+        module = _import(*args, **kw)
+        train = sys.modules.get("gan.train")
+        if train is not None and hasattr(train, "Trainer") and not getattr(train, "_patched", False):
+            train._patched = True
+            patch(train)
+        return module
+
+    builtins.__import__ = _patching
+"""
+
+
+def torchrun_train(tmp_path, videos, *flags, hook: str = EXIT_PROBE, timeout: float = 300):
+    """``vj gan train`` in two processes under torchrun, on 127.0.0.1, each with ``hook`` run at start-up."""
+    probe = tmp_path / "probe"
+    probe.mkdir(exist_ok=True)
+    (probe / "sitecustomize.py").write_text(hook)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "vj", "gan", "train", str(videos), "--genre", "ddp", "--runs",
+           str(tmp_path), "--device", "cpu", *TINY, *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(probe)},
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # hung: torchrun stops its workers (each in a session of its own) on SIGTERM
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        pytest.fail(f"torchrun still running after {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
 
 @pytest.mark.parametrize("d_norm", ["batch", "spectral"])
 def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path, d_norm):
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    (probe / "sitecustomize.py").write_text(EXIT_PROBE)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "vj", "gan", "train", str(genre_videos["tunnel"]), "--genre",
-           "ddp", "--runs", str(tmp_path), "--epochs", "2", "--device", "cpu", "--set", f"d_norm={d_norm}", *TINY]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(probe)})
+    proc = torchrun_train(tmp_path, genre_videos["tunnel"], "--epochs", "2", "--set", f"d_norm={d_norm}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ck = state(tmp_path / "gan" / "ddp")
     assert ck["epoch"] == 2
@@ -618,6 +653,40 @@ def test_two_process_ddp_trains_on_cpu(genre_videos, tmp_path, d_norm):
     # where freeing the group killed a finished rank with SIGABRT now and then (one CI run in about a dozen)
     exits = [line for line in proc.stderr.splitlines() if "threads at exit" in line]
     assert len(exits) == 2 and not any("gloo" in line for line in exits), exits
+
+
+def test_under_torchrun_a_deadline_stops_every_process_at_the_same_step(genre_videos, tmp_path):
+    # rank 1's deadline 2 s later than rank 0's: a process started later, or a second machine's clock. Each
+    # stopping on its own clock, rank 0 left while rank 1 waited in the next step's all-reduce for ever.
+    late = ON_RANK_1 + """
+def patch(train):
+    deadline_from = train.deadline_from
+    train.deadline_from = lambda cfg, now=None: deadline_from(cfg, now) + 2.0
+"""
+    proc = torchrun_train(tmp_path, genre_videos["tunnel"], "--hours", "0.002", hook=late, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"ddp: deadline at epoch \d+ \(step \d+\)", proc.stderr), proc.stderr[-2000:]
+    assert state(tmp_path / "gan" / "ddp")["step"] > 0
+
+
+def test_under_torchrun_a_process_that_fails_stops_the_run_in_one_line(genre_videos, tmp_path):
+    # rank 1 fails at its 4th step; rank 0 would have waited in that step's all-reduce for Gloo's half hour
+    failing = ON_RANK_1 + """
+def patch(train):
+    step = train.Trainer.train_batch
+
+    def failing(self, *args, **kw):
+        if self.step >= 3:
+            raise RuntimeError("a failure on rank 1 alone")
+        return step(self, *args, **kw)
+
+    train.Trainer.train_batch = failing
+"""
+    proc = torchrun_train(tmp_path, genre_videos["tunnel"], "--epochs", "50", hook=failing, timeout=120)
+    assert proc.returncode != 0
+    assert re.search(r"ddp: failed on rank 1 at epoch \d+ \(step 3\): RuntimeError: a failure on rank 1 alone\. "
+                     r"Every process stops; resume with --resume\n", proc.stderr), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr.split("ddp: failed on rank 1")[0]  # the error's own line, no trace
 
 
 def test_a_rank_leaves_its_process_group_after_the_queue(tmp_path, monkeypatch):
