@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool) -> None:
-    """Progress to stderr, a line each. Under torchrun every process runs the command: the others than rank 0
-    say only warnings and errors, so a log reads as one run's, not each line once per process."""
+    """Progress to stderr, a line each. Under torchrun every process runs the command: all but rank 0 say only
+    warnings and errors, so a log reads as one run's, not each line once per process."""
     level = logging.DEBUG if verbose else logging.INFO if int(os.environ.get("RANK") or 0) == 0 else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for noisy in ("PIL", "matplotlib", "timm", "numba", "h5py", "asyncio", "openTSNE"):
