@@ -33,11 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_level(verbose: bool, env=os.environ) -> int:
+    """Progress at INFO, a line each. Under torchrun (``WORLD_SIZE`` over 1) every process runs the command: all
+    but rank 0 say only warnings and errors, so a log reads as one run's, not each line once per process. A
+    ``RANK`` of anything else in the environment (another tool's) changes nothing."""
+    rank, world = env.get("RANK", "0"), env.get("WORLD_SIZE", "1")
+    quiet = rank.isdigit() and world.isdigit() and int(world) > 1 and int(rank) > 0
+    return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+
+
 def setup_logging(verbose: bool) -> None:
-    """Progress to stderr, a line each. Under torchrun every process runs the command: all but rank 0 say only
-    warnings and errors, so a log reads as one run's, not each line once per process."""
-    level = logging.DEBUG if verbose else logging.INFO if int(os.environ.get("RANK") or 0) == 0 else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=log_level(verbose), format="%(message)s", stream=sys.stderr)
     for noisy in ("PIL", "matplotlib", "timm", "numba", "h5py", "asyncio", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
