@@ -39,6 +39,7 @@ from vj.core.progress import Progress
 from vj.core.priority import background_priority
 from vj.core.runs import (DiskFull, GanRun, RunBusy, atomic_write_bytes, atomic_write_text, clean_temp, fill_log,
                           hold, log_columns, sample_key, save_image)
+from vj.core.torchrun import rank_and_world as dist_info
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "step", "loss_d", "loss_g", "d_x", "d_g_z", "images_per_s", "elapsed_s", "kid", "kid_se",
@@ -84,11 +85,6 @@ def deadline_from(cfg: TrainConfig, now: float | None = None) -> float | None:
 
 
 # ---------------------------------------------------------------- distributed (torchrun) helpers
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) when launched by torchrun, else (0, 1)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 def _init_dist(device: torch.device) -> None:
     import torch.distributed as dist
 

@@ -306,7 +306,8 @@ def test_only_torchruns_other_ranks_are_quiet_and_a_stray_rank_changes_nothing()
     assert log_level(False, {"RANK": "1", "WORLD_SIZE": "2"}) == logging.WARNING
     assert log_level(False, {"RANK": "0", "WORLD_SIZE": "2"}) == logging.INFO
     assert log_level(True, {"RANK": "1", "WORLD_SIZE": "2"}) == logging.DEBUG
-    for env in ({}, {"RANK": "3"}, {"RANK": "abc", "WORLD_SIZE": "2"}, {"RANK": "1", "WORLD_SIZE": "x"}):
+    for env in ({}, {"RANK": "3"}, {"RANK": "abc", "WORLD_SIZE": "2"}, {"RANK": "1", "WORLD_SIZE": "x"},
+                {"RANK": "2", "WORLD_SIZE": "2"}):
         assert log_level(False, env) == logging.INFO, env
     proc = run_vj("effects", env={"RANK": "abc", "WORLD_SIZE": "2"})  # another tool's RANK: the command runs
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 
+from vj.core.torchrun import rank_and_world
+
 log = logging.getLogger("vj")
 
 # errors a user can cause: one line, no traceback
@@ -37,9 +39,7 @@ def log_level(verbose: bool, env=os.environ) -> int:
     """Progress at INFO, a line each. Under torchrun (``WORLD_SIZE`` over 1) every process runs the command: all
     but rank 0 say only warnings and errors, so a log reads as one run's, not each line once per process. A
     ``RANK`` of anything else in the environment (another tool's) changes nothing."""
-    rank, world = env.get("RANK", "0"), env.get("WORLD_SIZE", "1")
-    quiet = rank.isdigit() and world.isdigit() and int(world) > 1 and int(rank) > 0
-    return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    return logging.DEBUG if verbose else logging.WARNING if rank_and_world(env)[0] > 0 else logging.INFO
 
 
 def setup_logging(verbose: bool) -> None:
